@@ -1,0 +1,3 @@
+from ssvae.train import main
+
+main()

@@ -1,0 +1,49 @@
+"""Checks on the composed config that need no data: they fail before anything is loaded.
+
+Each error names the config field and what it allows. Checks that need the data (a label count
+above the training pool, a class with too few images) run in the data module's ``setup``, which
+the training entry point calls before the trainer starts.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from ssvae.data.datasets import DATASETS
+from ssvae.errors import ConfigError
+
+
+def _positive_int(value: object, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{field}={value} must be a positive integer")
+
+
+def check_data(data: DictConfig) -> None:
+    if data.name not in DATASETS:
+        raise ConfigError(f"data.name={data.name!r} is not known; allowed: {list(DATASETS)}")
+    count, fraction = data.get("num_labels"), data.get("label_fraction")
+    if (count is None) == (fraction is None):
+        raise ConfigError(
+            "set exactly one of data.num_labels (a count) and data.label_fraction (in (0, 1]); "
+            f"got num_labels={count}, label_fraction={fraction}"
+        )
+    if count is not None:
+        _positive_int(count, "data.num_labels")
+    elif (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, (int, float))
+        or not 0 < fraction <= 1
+    ):
+        raise ConfigError(f"data.label_fraction={fraction} must be a number in (0, 1]")
+    for field in ("labeled_batch_size", "unlabeled_batch_size", "eval_batch_size"):
+        _positive_int(data.get(field), f"data.{field}")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first invalid field of a composed training config."""
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise ConfigError(f"seed={cfg.seed} must be a non-negative integer")
+    check_data(cfg.data)
+    max_epochs = cfg.trainer.get("max_epochs")
+    if max_epochs is not None and max_epochs != -1:
+        _positive_int(max_epochs, "trainer.max_epochs")

@@ -1,0 +1,1 @@
+"""Data sets, IDX files, label selection and the Lightning data module."""

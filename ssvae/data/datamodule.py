@@ -1,0 +1,134 @@
+"""The Lightning data module: a labeled subset and an unlabeled pool, batched together."""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.utilities import CombinedLoader
+
+from ssvae.data.batches import TensorBatches
+from ssvae.data.datasets import DATASETS, SplitData, load_splits
+from ssvae.data.labels import resolve_num_labels, select_labeled
+from ssvae.data.sources import IDX_DATASETS, find_or_download, resolve_data_root
+from ssvae.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class SemiSupervisedDataModule(L.LightningDataModule):
+    """Yields ``{"labeled": (x, y), "unlabeled": x}`` training batches.
+
+    The labeled loader is cycled (Lightning's ``max_size_cycle``): an epoch is one pass over the
+    unlabeled pool, and the small labeled set restarts, reshuffled, whenever it runs out.
+    Validation and test loaders yield ``(x, y)`` from the fixed validation and test splits.
+    """
+
+    def __init__(
+        self,
+        name: str = "digits",
+        root: str | None = None,
+        download: bool = True,
+        num_labels: int | None = None,
+        label_fraction: float | None = None,
+        seed: int = 0,
+        labeled_batch_size: int = 100,
+        unlabeled_batch_size: int = 100,
+        eval_batch_size: int = 1000,
+        unlabeled_includes_labeled: bool = False,
+    ) -> None:
+        super().__init__()
+        if name not in DATASETS:
+            raise ConfigError(f"data.name={name!r} is not known; allowed: {list(DATASETS)}")
+        for field in ("labeled_batch_size", "unlabeled_batch_size", "eval_batch_size"):
+            value = locals()[field]
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"data.{field}={value} must be a positive integer")
+        self.name = name
+        self.root = resolve_data_root(root)
+        self.download = download
+        self.num_labels_requested = num_labels
+        self.label_fraction = label_fraction
+        self.seed = seed
+        self.labeled_batch_size = labeled_batch_size
+        self.unlabeled_batch_size = unlabeled_batch_size
+        self.eval_batch_size = eval_batch_size
+        self.unlabeled_includes_labeled = unlabeled_includes_labeled
+        self.splits: SplitData | None = None
+
+    def prepare_data(self) -> None:
+        # Runs on one process: fetch missing files (verified on download), set no state.
+        if self.name in IDX_DATASETS:
+            find_or_download(IDX_DATASETS[self.name], self.root, self.download)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is not None:
+            return
+        splits = load_splits(self.name, self.root, self.download)
+        train = splits.train
+        self.num_labels = resolve_num_labels(
+            self.num_labels_requested, self.label_fraction, len(train.y), splits.num_classes
+        )
+        self.labeled_idx = select_labeled(train.y, self.num_labels, splits.num_classes, self.seed)
+        if self.unlabeled_includes_labeled:
+            unlabeled_idx = np.arange(len(train.y))
+        else:
+            unlabeled_idx = np.setdiff1d(np.arange(len(train.y)), self.labeled_idx)
+        self.splits = splits
+        self._x_labeled = torch.from_numpy(train.x[self.labeled_idx])
+        self._y_labeled = torch.from_numpy(train.y[self.labeled_idx])
+        self._x_unlabeled = torch.from_numpy(train.x[unlabeled_idx])
+        self._val = (torch.from_numpy(splits.val.x), torch.from_numpy(splits.val.y))
+        self._test = (torch.from_numpy(splits.test.x), torch.from_numpy(splits.test.y))
+        log.info(
+            "%s: %d labeled, %d unlabeled, %d validation, %d test images",
+            self.name,
+            self.num_labeled,
+            self.num_unlabeled,
+            len(self._val[1]),
+            len(self._test[1]),
+        )
+
+    @property
+    def x_dim(self) -> int:
+        return self._x_labeled.shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        return self.splits.num_classes
+
+    @property
+    def num_labeled(self) -> int:
+        return len(self._y_labeled)
+
+    @property
+    def num_unlabeled(self) -> int:
+        return len(self._x_unlabeled)
+
+    def train_dataloader(self) -> CombinedLoader:
+        # Separate generators so the labeled order does not depend on the unlabeled pool's size.
+        loaders = {
+            "labeled": TensorBatches(
+                self._x_labeled,
+                self._y_labeled,
+                batch_size=min(self.labeled_batch_size, self.num_labeled),
+                shuffle=True,
+                seed=self.seed,
+            )
+        }
+        if self.num_unlabeled:
+            loaders["unlabeled"] = TensorBatches(
+                self._x_unlabeled,
+                batch_size=min(self.unlabeled_batch_size, self.num_unlabeled),
+                shuffle=True,
+                seed=self.seed + 1,
+            )
+        return CombinedLoader(loaders, mode="max_size_cycle")
+
+    def val_dataloader(self) -> TensorBatches:
+        return TensorBatches(*self._val, batch_size=self.eval_batch_size)
+
+    def test_dataloader(self) -> TensorBatches:
+        return TensorBatches(*self._test, batch_size=self.eval_batch_size)

@@ -1,0 +1,55 @@
+"""ELBO terms as pure functions, each one line of Kingma et al. (2014), section 3.
+
+Shapes: the last dimension is the event dimension and is summed; leading dimensions broadcast.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def reparameterize(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mean + sigma * eps, eps ~ N(0, I): a differentiable sample of N(mean, sigma^2)."""
+    return mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+
+
+def gaussian_kl_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, I)) = 1/2 sum(mean^2 + var - 1 - logvar)."""
+    return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
+
+
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(x; mean, exp(logvar)), summed over the last dimension."""
+    return -0.5 * (LOG_2PI + logvar + (x - mean).pow(2) * torch.exp(-logvar)).sum(-1)
+
+
+def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log Bernoulli(x; sigmoid(logits)) = x*logits - softplus(logits), summed; broadcasts."""
+    return (x * logits - F.softplus(logits)).sum(-1)
+
+
+def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """H(q) = -sum_y q(y) log q(y) for q = softmax(logits)."""
+    log_q = F.log_softmax(logits, dim=-1)
+    return -(log_q.exp() * log_q).sum(-1)
+
+
+def labeled_elbo(
+    log_px: torch.Tensor, log_py: torch.Tensor | float, kl_z: torch.Tensor
+) -> torch.Tensor:
+    """Eq. (6): L(x, y) = E_q(z|x,y)[log p(x|y,z)] + log p(y) - KL(q(z|x,y) || p(z))."""
+    return log_px + log_py - kl_z
+
+
+def unlabeled_elbo(elbo_per_class: torch.Tensor, class_logits: torch.Tensor) -> torch.Tensor:
+    """Eq. (7): U(x) = sum_y q(y|x) L(x, y) + H(q(y|x)).
+
+    ``elbo_per_class`` is L(x, y) for every class, (K, B); ``class_logits`` are q(y|x)'s, (B, K).
+    """
+    q_y = F.softmax(class_logits, dim=-1)  # (B, K)
+    return (q_y * elbo_per_class.transpose(0, 1)).sum(-1) + categorical_entropy(class_logits)

@@ -1,0 +1,1 @@
+"""Models: each a LightningModule that classifies, sharing evaluation through the base class."""

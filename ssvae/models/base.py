@@ -1,0 +1,66 @@
+"""What every model shares: accuracy on validation/test, the optimiser, a finite-loss guard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import partial
+
+import lightning as L
+import torch
+from torchmetrics.classification import MulticlassAccuracy
+
+from ssvae.errors import TrainingError
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
+
+
+class SemiSupervisedModule(L.LightningModule):
+    """Base class: subclasses define ``classify(x) -> logits`` and ``training_step``.
+
+    Validation and test accuracy use one torchmetrics object per stage; ``val/err`` is shown in
+    the progress bar and ``val/acc`` drives checkpointing and early stopping.
+    """
+
+    def __init__(self, num_classes: int, optimizer: OptimizerFactory | None = None) -> None:
+        super().__init__()
+        self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3)
+        self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _evaluate(self, batch: Batch, metric: MulticlassAccuracy) -> None:
+        x, y = batch
+        metric.update(self.classify(x), y)
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_acc)
+
+    def on_validation_epoch_end(self) -> None:
+        acc = self.val_acc.compute()
+        self.log("val/acc", acc)
+        self.log("val/err", 1.0 - acc, prog_bar=True)
+        self.val_acc.reset()
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.test_acc)
+
+    def on_test_epoch_end(self) -> None:
+        acc = self.test_acc.compute()
+        self.log("test/acc", acc)
+        self.log("test/err", 1.0 - acc)
+        self.test_acc.reset()
+
+    def check_finite(self, loss: torch.Tensor) -> torch.Tensor:
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"non-finite loss ({loss.item()}) at epoch {self.current_epoch}, "
+                f"step {self.global_step}; try a lower learning rate (model.optimizer.lr) "
+                "or 32-bit precision (trainer.precision=32-true)"
+            )
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(self.parameters())

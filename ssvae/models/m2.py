@@ -1,0 +1,118 @@
+"""M2 of Kingma et al. (2014): a generative semi-supervised model, eqs. (6)-(9).
+
+Generative model:  p(y) = Cat(1/K),  p(z) = N(0, I),  p(x | y, z) = Bernoulli(decoder(y, z)).
+Inference model:   q(y | x) = Cat(classifier(x)),  q(z | x, y) = N(encoder(x, y)).
+
+Objective per training set of N = N_l + N_u images (maximised; we minimise its negative):
+    J^alpha = sum_labeled L(x, y) + sum_unlabeled U(x) - alpha * E_labeled[-log q(y|x)]
+with alpha = alpha_scale * N (the paper's alpha = 0.1 * N). E_labeled is the *mean* over the
+labeled images, so the classification term weighs alpha / N_l = 0.1 * N / N_l per labeled image,
+which is the "total / labeled" factor of the original code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ssvae import elbo
+from ssvae.errors import ConfigError
+from ssvae.models.base import OptimizerFactory, SemiSupervisedModule
+from ssvae.nets import MLP, GaussianMLP, check_layer_sizes
+
+WEIGHTINGS = ("paper", "balanced")
+
+
+def term_weights(
+    weighting: str, alpha_scale: float, num_labeled: int, num_unlabeled: int
+) -> dict[str, float]:
+    """Weights on the per-batch means of -L(x,y), -U(x) and -log q(y|x).
+
+    "paper": an unbiased estimate of -J^alpha / N, however often the labeled loader cycles:
+        (N_l/N) mean(-L) + (N_u/N) mean(-U) + (alpha/N) mean(-log q),  alpha/N = alpha_scale.
+    "balanced": labeled and unlabeled batches count equally every step, as in most PyTorch
+        ports; relative to "paper" this weighs the labeled terms N/N_l times more:
+        mean(-L) + mean(-U) + (alpha/N_l) mean(-log q).
+    """
+    n = num_labeled + num_unlabeled
+    alpha = alpha_scale * n
+    if weighting == "paper":
+        return {"labeled": num_labeled / n, "unlabeled": num_unlabeled / n, "classify": alpha / n}
+    if weighting == "balanced":
+        return {"labeled": 1.0, "unlabeled": 1.0, "classify": alpha / num_labeled}
+    raise ConfigError(f"model.weighting={weighting!r} is not known; allowed: {list(WEIGHTINGS)}")
+
+
+class M2(SemiSupervisedModule):
+    def __init__(
+        self,
+        x_dim: int,
+        num_classes: int,
+        num_labeled: int,
+        num_unlabeled: int,
+        z_dim: int = 50,
+        hidden_dims: Sequence[int] = (500,),
+        activation: str = "softplus",
+        alpha_scale: float = 0.1,
+        weighting: str = "balanced",
+        binarize: bool = False,
+        optimizer: OptimizerFactory | None = None,
+    ) -> None:
+        super().__init__(num_classes, optimizer)
+        hidden = check_layer_sizes(hidden_dims, z_dim)
+        if not alpha_scale >= 0:
+            raise ConfigError(f"model.alpha_scale={alpha_scale} must be >= 0")
+        self.weights = term_weights(weighting, alpha_scale, num_labeled, num_unlabeled)
+        self.save_hyperparameters(ignore=["optimizer"])
+        self.num_classes = num_classes
+        self.binarize = binarize
+        self.classifier = MLP([x_dim], hidden, num_classes, activation)  # q(y|x)
+        self.encoder = GaussianMLP([x_dim, num_classes], hidden, z_dim, activation)  # q(z|x,y)
+        self.decoder = MLP([num_classes, z_dim], hidden, x_dim, activation)  # p(x|y,z)
+        self.log_prior_y = -math.log(num_classes)  # log p(y), uniform
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x)
+
+    def elbo(self, x: torch.Tensor, y_onehot: torch.Tensor) -> torch.Tensor:
+        """L(x, y), one reparameterised z. x: (B, D); y_onehot: (B, K) or (K, 1, K)."""
+        mean, logvar = self.encoder(x, y_onehot)  # (B, Z) or (K, B, Z)
+        z = elbo.reparameterize(mean, logvar)
+        log_px = elbo.bernoulli_log_prob(self.decoder(y_onehot, z), x)
+        kl_z = elbo.gaussian_kl_standard_normal(mean, logvar)
+        return elbo.labeled_elbo(log_px, self.log_prior_y, kl_z)
+
+    def elbo_all_classes(self, x: torch.Tensor) -> torch.Tensor:
+        """L(x, y) for every class y in one batched pass: (K, B)."""
+        every_y = torch.eye(self.num_classes, dtype=x.dtype, device=x.device).unsqueeze(1)
+        return self.elbo(x, every_y)  # every_y (K, 1, K) broadcasts against x (B, D)
+
+    def unlabeled_elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """U(x) = sum_y q(y|x) L(x, y) + H(q(y|x)): (B,)."""
+        return elbo.unlabeled_elbo(self.elbo_all_classes(x), self.classify(x))
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        # Dynamic binarisation: a fresh Bernoulli sample of the grey levels every step.
+        return torch.bernoulli(x) if self.binarize and self.training else x
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        x_l, y_l = batch["labeled"]
+        x_l = self._prepare(x_l)
+        y_onehot = F.one_hot(y_l, self.num_classes).to(x_l.dtype)
+        neg_l = -self.elbo(x_l, y_onehot).mean()
+        class_nll = F.cross_entropy(self.classify(x_l), y_l)
+        loss = self.weights["labeled"] * neg_l + self.weights["classify"] * class_nll
+        size = len(y_l)
+        if batch.get("unlabeled") is not None:
+            x_u = self._prepare(batch["unlabeled"])
+            neg_u = -self.unlabeled_elbo(x_u).mean()
+            loss = loss + self.weights["unlabeled"] * neg_u
+            self.log("train/elbo_unlabeled", -neg_u, batch_size=len(x_u))
+            size += len(x_u)
+        self.log("train/elbo_labeled", -neg_l, batch_size=len(y_l))
+        self.log("train/class_nll", class_nll, batch_size=len(y_l))
+        self.log("train/loss", loss, batch_size=size)
+        return self.check_finite(loss)

@@ -1,0 +1,224 @@
+"""Collect run results into a table (mean ± std over seeds) and a plot of error against labels.
+
+Works on any folder of runs, finished or not: it reads every ``result.json`` below the given
+folders. Runs at the end of a Hydra multirun (``ReportOnMultirunEnd``) and as ``ssvae-report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from ssvae.io import write_bytes_atomic, write_json_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+RESULT_FILE = "result.json"
+REPORT_STEM = "results"
+# Overrides that do not make a run a different variant: the table's own axes and plumbing.
+NOT_VARIANT_KEYS = {
+    "seed",
+    "data",
+    "model",
+    "experiment",
+    "data.num_labels",
+    "data.label_fraction",
+    "data.root",
+    "data.download",
+    "num_threads",
+    "trainer.enable_progress_bar",
+}
+COLUMNS = (
+    "dataset",
+    "model",
+    "variant",
+    "num_labels",
+    "acc_mean",
+    "acc_std",
+    "err_mean",
+    "err_std",
+    "runs",
+    "failed",
+    "seeds",
+)
+
+
+def variant_of(overrides: Iterable[str]) -> str:
+    """The command-line overrides that set a run apart from others of its model and data set."""
+    kept = []
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key not in NOT_VARIANT_KEYS and not key.startswith("hydra."):
+            kept.append(override)
+    return " ".join(sorted(kept))
+
+
+def _group_key(record: dict[str, Any]) -> tuple:
+    return (record["dataset"], record["model"], record.get("variant", ""), record["num_labels"])
+
+
+def collect_results(folders: Iterable[Path]) -> list[dict[str, Any]]:
+    """Every readable result record below ``folders``; unreadable ones are skipped with a warning.
+
+    A (dataset, model, variant, labels, seed) found more than once (a re-run) counts once: the
+    newest file.
+    """
+    latest: dict[tuple, tuple[float, dict[str, Any]]] = {}
+    for folder in folders:
+        for path in sorted(Path(folder).rglob(RESULT_FILE)):
+            try:
+                record = json.loads(path.read_text())
+                key = (*_group_key(record), record["seed"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("skipping unreadable result %s: %s", path, exc)
+                continue
+            mtime = path.stat().st_mtime
+            if key not in latest or mtime >= latest[key][0]:
+                latest[key] = (mtime, record)
+    return [record for _, record in latest.values()]
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def aggregate(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (dataset, model, variant, labels): accuracy and error mean ± std over seeds."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for record in results:
+        groups[_group_key(record)].append(record)
+    rows = []
+    for (dataset, model, variant, num_labels), records in sorted(groups.items()):
+        ok = [r for r in records if r.get("status") == "ok"]
+        acc_mean, acc_std = _mean_std([r["test_acc"] for r in ok])
+        err_mean, err_std = _mean_std([r["test_err"] for r in ok])
+        rows.append(
+            {
+                "dataset": dataset,
+                "model": model,
+                "variant": variant,
+                "num_labels": num_labels,
+                "acc_mean": acc_mean,
+                "acc_std": acc_std,
+                "err_mean": err_mean,
+                "err_std": err_std,
+                "runs": len(ok),
+                "failed": len(records) - len(ok),
+                "seeds": " ".join(str(s) for s in sorted(r["seed"] for r in ok)),
+            }
+        )
+    return rows
+
+
+def _pct(mean: float, std: float) -> str:
+    return "—" if math.isnan(mean) else f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        "| data set | model | variant | labels | test accuracy % | test error % | runs | failed |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['model']} | {r['variant'] or 'default'} | {r['num_labels']} | "
+            f"{_pct(r['acc_mean'], r['acc_std'])} | {_pct(r['err_mean'], r['err_std'])} | "
+            f"{r['runs']} | {r['failed']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: Sequence[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def plot_error_vs_labels(rows: Sequence[dict[str, Any]]) -> bytes:
+    """PNG bytes: test error % against number of labels (log x), one line per data set + model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    lines: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["runs"]:
+            lines[(r["dataset"], r["model"], r["variant"])].append(r)
+    for (dataset, model, variant), points in sorted(lines.items()):
+        points.sort(key=lambda r: r["num_labels"])
+        ax.errorbar(
+            [p["num_labels"] for p in points],
+            [100 * p["err_mean"] for p in points],
+            yerr=[100 * p["err_std"] for p in points],
+            marker="o",
+            capsize=3,
+            label=f"{model} ({dataset}{', ' + variant if variant else ''})",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("labeled examples")
+    ax.set_ylabel("test error % (mean ± std over seeds)")
+    ax.grid(True, which="both", alpha=0.3)
+    if lines:
+        ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def write_report(folders: Sequence[Path], out_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Aggregate the runs under ``folders`` and write results.{md,csv,json,png} into ``out_dir``."""
+    out_dir = Path(out_dir or folders[0])
+    rows = aggregate(collect_results(folders))
+    write_text_atomic(out_dir / f"{REPORT_STEM}.md", to_markdown(rows))
+    write_text_atomic(out_dir / f"{REPORT_STEM}.csv", to_csv(rows))
+    write_json_atomic(out_dir / f"{REPORT_STEM}.json", rows)
+    write_bytes_atomic(out_dir / f"{REPORT_STEM}.png", plot_error_vs_labels(rows))
+    return rows
+
+
+class ReportOnMultirunEnd(Callback):
+    """Hydra callback: after a multirun, write and print the table for its sweep folder."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = write_report([sweep_dir])
+        print(f"\nResults ({sweep_dir}/{REPORT_STEM}.md, .csv, .json, .png):\n")
+        print(to_markdown(rows))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="ssvae-report", description="Aggregate ssvae run folders into a results table."
+    )
+    parser.add_argument("folders", nargs="+", type=Path, help="sweep or run folders to read")
+    parser.add_argument("--out", type=Path, help="where to write results.* (default: first folder)")
+    args = parser.parse_args(argv)
+    missing = [str(f) for f in args.folders if not f.is_dir()]
+    if missing:
+        parser.error(f"not a folder: {', '.join(missing)}")
+    rows = write_report(args.folders, args.out)
+    print(to_markdown(rows))
+
+
+if __name__ == "__main__":
+    main()

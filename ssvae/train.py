@@ -1,0 +1,146 @@
+"""Train one model on one labeled subset, test it, and write the run's result atomically.
+
+ssvae-train                                   # M2 on scikit-learn digits
+ssvae-train data=mnist data.num_labels=100 seed=0
+ssvae-train -m data.num_labels=30,50,100 seed=0,1,2
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import DictConfig, OmegaConf
+
+from ssvae.config_checks import check_config
+from ssvae.errors import TrainingError
+from ssvae.io import write_json_atomic
+from ssvae.report import RESULT_FILE, variant_of
+
+log = logging.getLogger(__name__)
+
+# The configs live in the repository's top-level conf/ (the package is installed editable).
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def overrides_of() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def output_dir_of(cfg: DictConfig) -> Path:
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.paths.output_dir)
+
+
+def model_name(cfg: DictConfig) -> str:
+    """The model's short name: its class name in lower case (M2 -> "m2")."""
+    return str(cfg.model._target_).rsplit(".", 1)[-1].lower()
+
+
+def build_callbacks(cfg: DictConfig, output_dir: Path) -> list[L.Callback]:
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(
+            dirpath=output_dir / "checkpoints",
+            monitor="val/acc",
+            mode="max",
+            save_last=True,
+            filename="best-{epoch}",
+        )
+    ]
+    if cfg.early_stopping.patience:
+        callbacks.append(
+            EarlyStopping(monitor="val/acc", mode="max", patience=cfg.early_stopping.patience)
+        )
+    return callbacks
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one job; returns (and writes) its result record."""
+    check_config(cfg)
+    output_dir = output_dir_of(cfg)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")  # validates the label request before any training
+    model = instantiate(
+        cfg.model,
+        _convert_="all",  # plain lists in hparams, so checkpoints load with weights_only=True
+        x_dim=datamodule.x_dim,
+        num_classes=datamodule.num_classes,
+        num_labeled=datamodule.num_labeled,
+        num_unlabeled=datamodule.num_unlabeled,
+    )
+    trainer = instantiate(
+        cfg.trainer,
+        callbacks=build_callbacks(cfg, output_dir),
+        logger=CSVLogger(output_dir, name="", version="logs"),
+        default_root_dir=output_dir,
+    )
+    record: dict[str, Any] = {
+        "dataset": datamodule.name,
+        "model": model_name(cfg),
+        "num_labels": datamodule.num_labels,
+        "label_fraction": cfg.data.label_fraction,
+        "seed": cfg.seed,
+        "variant": variant_of(overrides_of()),
+        "overrides": overrides_of(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    start = time.perf_counter()
+    try:
+        trainer.fit(model, datamodule=datamodule)
+    except TrainingError as exc:
+        # A diverged job is recorded as failed so that a sweep goes on and the table shows it.
+        log.error("%s", exc)
+        record.update(status="failed", error=str(exc), wall_time_s=time.perf_counter() - start)
+        write_json_atomic(output_dir / RESULT_FILE, record)
+        return record
+    fit_time = time.perf_counter() - start
+    best = trainer.checkpoint_callback.best_model_path or None
+    metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
+    record.update(
+        status="ok",
+        test_acc=float(metrics["test/acc"]),
+        test_err=float(metrics["test/err"]),
+        best_val_acc=float(trainer.checkpoint_callback.best_model_score or float("nan")),
+        epochs=trainer.current_epoch,
+        steps=trainer.global_step,
+        fit_time_s=fit_time,
+        wall_time_s=time.perf_counter() - start,
+    )
+    write_json_atomic(output_dir / RESULT_FILE, record)
+    log.info(
+        "%s %s labels=%d seed=%d: test error %.2f%% (%d epochs, %.0f s)",
+        record["model"],
+        record["dataset"],
+        record["num_labels"],
+        record["seed"],
+        100 * record["test_err"],
+        record["epochs"],
+        record["wall_time_s"],
+    )
+    return record
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    record = train(cfg)
+    return record.get("test_err")
+
+
+if __name__ == "__main__":
+    main()

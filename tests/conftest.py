@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from ssvae.train import CONFIG_DIR
+
+REPO = Path(__file__).resolve().parent.parent
+# The read-only MNIST copy beside the repository (present on developer machines and in CI).
+SHARED_DATA = Path(os.environ.get("SSVAE_TEST_DATA", REPO.parent / "shared" / "data"))
+HAS_MNIST = (SHARED_DATA / "mnist" / "train-images-idx3-ubyte.gz").is_file()
+needs_mnist = pytest.mark.skipif(not HAS_MNIST, reason=f"no MNIST files under {SHARED_DATA}")
+
+
+def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
+    """Encode an array as IDX (uint8 by default)."""
+    header = bytes([0, 0, type_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8 if type_code == 0x08 else array.dtype).tobytes()
+
+
+def write_idx_gz(path: Path, array: np.ndarray) -> bytes:
+    raw = idx_bytes(array)
+    path.write_bytes(gzip.compress(raw, mtime=0))
+    return raw
+
+
+@pytest.fixture
+def compose_cfg(tmp_path: Path):
+    """Compose the project's config with overrides; outputs go to a temporary folder."""
+
+    def _compose(*overrides: str) -> DictConfig:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            return compose(
+                "config",
+                overrides=[
+                    f"paths.output_dir={tmp_path / 'run'}",
+                    "trainer.enable_progress_bar=false",
+                    *overrides,
+                ],
+            )
+
+    return _compose

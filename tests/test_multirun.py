@@ -1,0 +1,36 @@
+import json
+import subprocess
+import sys
+
+
+def test_two_job_multirun_writes_the_aggregated_table(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ssvae.train",
+            "-m",
+            "data.num_labels=20,50",
+            "model.hidden_dims=[32]",
+            "model.z_dim=4",
+            "trainer.max_epochs=2",
+            "trainer.enable_progress_bar=false",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in sweep.glob("*/result.json")) == ["result.json"] * 2
+    # One folder per combination, named by its overrides.
+    names = sorted(p.parent.name for p in sweep.glob("*/result.json"))
+    assert names[0].startswith("data.num_labels=20,") and "data.num_labels=50," in names[1]
+    rows = json.loads((sweep / "results.json").read_text())
+    assert [(r["num_labels"], r["runs"]) for r in rows] == [(20, 1), (50, 1)]
+    assert "| digits | m2 | model.hidden_dims=[32] model.z_dim=4 trainer.max_epochs=2 | 20 |" in (
+        result.stdout
+    )  # the table is printed at the end
+    assert (sweep / "results.md").is_file() and (sweep / "results.png").is_file()

@@ -1,0 +1,72 @@
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ssvae.report import aggregate, collect_results, to_csv, to_markdown, variant_of, write_report
+
+
+def _write(folder, **record):
+    folder.mkdir(parents=True, exist_ok=True)
+    base = {"dataset": "digits", "model": "m2", "variant": "", "status": "ok"}
+    (folder / "result.json").write_text(json.dumps({**base, **record}))
+
+
+def test_mean_and_std_over_seeds_with_failed_runs_counted(tmp_path):
+    _write(tmp_path / "a", num_labels=50, seed=0, test_acc=0.9, test_err=0.1)
+    _write(tmp_path / "b", num_labels=50, seed=1, test_acc=0.8, test_err=0.2)
+    _write(tmp_path / "c", num_labels=50, seed=2, status="failed", error="nan")
+    _write(tmp_path / "d", num_labels=100, seed=0, test_acc=0.95, test_err=0.05)
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "result.json").write_text("{half a reco")  # skipped, not fatal
+    rows = aggregate(collect_results([tmp_path]))
+    assert [(r["num_labels"], r["runs"], r["failed"]) for r in rows] == [(50, 2, 1), (100, 1, 0)]
+    assert rows[0]["err_mean"] == pytest.approx(0.15)
+    assert rows[0]["err_std"] == pytest.approx(0.0707107, rel=1e-5)
+    assert rows[1]["err_std"] == 0.0
+    markdown = to_markdown(rows)
+    assert "| digits | m2 | default | 50 | 85.00 ± 7.07 | 15.00 ± 7.07 | 2 | 1 |" in markdown
+    parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    assert parsed[1]["num_labels"] == "100" and float(parsed[1]["acc_mean"]) == 0.95
+
+
+def test_a_rerun_counts_once_and_variants_stay_apart(tmp_path):
+    _write(tmp_path / "old", num_labels=50, seed=0, test_acc=0.5, test_err=0.5)
+    _write(tmp_path / "new", num_labels=50, seed=0, test_acc=0.9, test_err=0.1)
+    os.utime(tmp_path / "old" / "result.json", (1, 1))
+    _write(tmp_path / "v", num_labels=50, seed=0, test_acc=0.7, test_err=0.3, variant="x=1")
+    rows = aggregate(collect_results([tmp_path]))
+    assert [(r["variant"], r["runs"], r["acc_mean"]) for r in rows] == [
+        ("", 1, 0.9),
+        ("x=1", 1, 0.7),
+    ]
+
+
+def test_variant_ignores_the_table_axes_and_plumbing():
+    overrides = ["seed=1", "data.num_labels=100", "data.root=/x", "model.lr=2", "data=mnist"]
+    assert variant_of(overrides) == "model.lr=2"
+
+
+def test_report_files_and_cli(tmp_path):
+    _write(tmp_path / "runs" / "a", num_labels=50, seed=0, test_acc=0.9, test_err=0.1)
+    rows = write_report([tmp_path / "runs"])
+    assert len(rows) == 1
+    names = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert names == ["a", "results.csv", "results.json", "results.md", "results.png"]
+    assert (tmp_path / "runs" / "results.png").read_bytes()[:4] == b"\x89PNG"
+    out = subprocess.run(
+        [sys.executable, "-m", "ssvae.report", str(tmp_path / "runs"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "| digits | m2 | default | 50 | 90.00 ± 0.00" in out.stdout
+    assert (tmp_path / "results.md").is_file()
+    bad = subprocess.run(
+        [sys.executable, "-m", "ssvae.report", str(tmp_path / "nope")], capture_output=True
+    )
+    assert bad.returncode == 2 and b"not a folder" in bad.stderr

@@ -1,0 +1,90 @@
+import json
+
+import pytest
+from hydra.errors import MissingConfigException
+from hydra.utils import instantiate
+
+from ssvae.config_checks import check_config
+from ssvae.data.datamodule import SemiSupervisedDataModule
+from ssvae.errors import ConfigError
+from ssvae.train import train
+
+FAST = ["model.hidden_dims=[64]", "model.z_dim=8", "trainer.max_epochs=25"]
+
+
+def test_default_config_composes_and_instantiates(compose_cfg):
+    cfg = compose_cfg()
+    assert cfg.data.name == "digits" and cfg.model._target_.endswith("M2")
+    assert cfg.model.z_dim == 50 and list(cfg.model.hidden_dims) == [500]
+    assert cfg.data.seed == cfg.seed  # one seed controls the labeled subset too
+    check_config(cfg)
+    assert isinstance(instantiate(cfg.data), SemiSupervisedDataModule)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_idx_data_configs_compose(compose_cfg, name):
+    cfg = compose_cfg(f"data={name}", "data.num_labels=600", "seed=3")
+    assert cfg.data.name == name and cfg.data.download and cfg.data.seed == 3
+    check_config(cfg)
+
+
+def test_unknown_data_set_or_model_lists_the_choices(compose_cfg):
+    with pytest.raises(MissingConfigException, match="Available options") as info:
+        compose_cfg("data=cifar")
+    assert "mnist" in str(info.value)
+    with pytest.raises(MissingConfigException, match="m2"):
+        compose_cfg("model=m9")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.num_labels=null"], "exactly one"),
+        (["data.label_fraction=0.1"], "exactly one"),
+        (["data.num_labels=null", "data.label_fraction=1.5"], r"data.label_fraction=1.5.*\(0, 1\]"),
+        (["data.num_labels=null", "data.label_fraction=0"], "data.label_fraction=0"),
+        (["data.num_labels=0"], "data.num_labels=0 must be a positive"),
+        (["data.unlabeled_batch_size=0"], "data.unlabeled_batch_size=0"),
+        (["data.name=svhn"], "data.name='svhn'.*allowed"),
+        (["seed=-1"], "seed=-1"),
+        (["trainer.max_epochs=0"], "trainer.max_epochs=0"),
+    ],
+)
+def test_bad_config_fails_before_training_naming_the_field(compose_cfg, overrides, message):
+    cfg = compose_cfg(*overrides)
+    with pytest.raises(ConfigError, match=message):
+        train(cfg)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.num_labels=5000"], "above the 1257"),
+        (["data.num_labels=55"], "cannot be balanced"),
+        (["data.num_labels=1250"], "needs 125 images of class"),
+    ],
+)
+def test_label_requests_the_data_cannot_meet_fail_before_training(
+    compose_cfg, tmp_path, overrides, message
+):
+    with pytest.raises(ConfigError, match=message):
+        train(compose_cfg(*overrides))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_short_m2_run_on_digits_learns(compose_cfg, tmp_path):
+    record = train(compose_cfg(*FAST, "data.num_labels=50"))
+    # Chance is 10 %; 50 labels and 25 small epochs reach 82-87 % on digits (seeds 0-2).
+    assert record["status"] == "ok" and record["test_acc"] > 0.75
+    assert record["num_labels"] == 50 and record["epochs"] == 25
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["test_acc"] == record["test_acc"]
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_label_fraction_is_the_alternative_to_a_count(compose_cfg):
+    cfg = compose_cfg(
+        "data.num_labels=null", "data.label_fraction=0.04", "trainer.max_epochs=1", *FAST[:2]
+    )
+    record = train(cfg)
+    assert record["num_labels"] == 50 and record["label_fraction"] == 0.04
