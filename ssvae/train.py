@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
 from ssvae.config_checks import check_config
-from ssvae.errors import TrainingError
+from ssvae.errors import ConfigError, DataError, TrainingError
 from ssvae.io import write_json_atomic
 from ssvae.report import RESULT_FILE, variant_of
 
@@ -138,7 +138,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    record = train(cfg)
+    try:
+        record = train(cfg)
+    except (ConfigError, DataError) as exc:
+        # A bad setting or data file: one clear line and a non-zero exit, no traceback.
+        raise SystemExit(f"ssvae: error: {exc}") from None
     return record.get("test_err")
 
 

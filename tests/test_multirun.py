@@ -34,3 +34,18 @@ def test_two_job_multirun_writes_the_aggregated_table(tmp_path):
         result.stdout
     )  # the table is printed at the end
     assert (sweep / "results.md").is_file() and (sweep / "results.png").is_file()
+
+
+def test_bad_setting_exits_with_one_clear_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "ssvae.train", "data.num_labels=55", f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "ssvae: error: data.num_labels=55 cannot be balanced across 10 classes; "
+        "use a multiple of 10"
+    )
+    assert "Traceback" not in result.stderr
