@@ -22,10 +22,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from ssvae.io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from ssvae.runs import RESULT_FILE
 
 log = logging.getLogger(__name__)
 
-RESULT_FILE = "result.json"
 REPORT_STEM = "results"
 # Overrides that do not make a run a different variant: the table's own axes and plumbing.
 NOT_VARIANT_KEYS = {
@@ -39,6 +39,8 @@ NOT_VARIANT_KEYS = {
     "data.download",
     "num_threads",
     "trainer.enable_progress_bar",
+    "sweep_name",
+    "resume",
 }
 COLUMNS = (
     "dataset",

@@ -1,8 +1,11 @@
 """Train one model on one labeled subset, test it, and write the run's result atomically.
 
-ssvae-train                                   # M2 on scikit-learn digits
-ssvae-train data=mnist data.num_labels=100 seed=0
-ssvae-train -m data.num_labels=30,50,100 seed=0,1,2
+    ssvae-train                                   # M2 on scikit-learn digits
+    ssvae-train data=mnist data.num_labels=100 seed=0
+    ssvae-train -m data.num_labels=30,100,300 seed=0,1,2 sweep_name=mine   # resumable sweep
+
+Running a job again in the same folder skips it if its result is complete, and resumes it from
+``checkpoints/last.ckpt`` if it was interrupted.
 """
 
 from __future__ import annotations
@@ -24,7 +27,16 @@ from omegaconf import DictConfig, OmegaConf
 from ssvae.config_checks import check_config
 from ssvae.errors import ConfigError, DataError, TrainingError
 from ssvae.io import write_json_atomic
-from ssvae.report import RESULT_FILE, variant_of
+from ssvae.report import variant_of
+from ssvae.runs import (
+    RESULT_FILE,
+    check_identity,
+    check_output_dir,
+    checkpoint_identity,
+    fingerprint,
+    finished_result,
+    resumable_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +76,30 @@ def build_callbacks(cfg: DictConfig, output_dir: Path) -> list[L.Callback]:
     return callbacks
 
 
+def starting_checkpoint(cfg: DictConfig, output_dir: Path, identity: dict) -> Path | None:
+    """The user's ``ckpt_path`` (checked to fit this run), else this job's own last checkpoint."""
+    if cfg.ckpt_path:
+        path = Path(cfg.ckpt_path)
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ConfigError(f"ckpt_path={path} cannot be loaded: {exc}") from exc
+        check_identity(checkpoint_identity(saved), identity, str(path))
+        return path
+    return resumable_checkpoint(output_dir, identity["fingerprint"]) if cfg.resume else None
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one job; returns (and writes) its result record."""
     check_config(cfg)
     output_dir = output_dir_of(cfg)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    check_output_dir(output_dir)
+    settings_digest = fingerprint(cfg)
+    if cfg.resume and not cfg.ckpt_path:
+        done = finished_result(output_dir, settings_digest)
+        if done is not None:
+            log.info("already finished, skipping: %s", output_dir / RESULT_FILE)
+            return done
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     L.seed_everything(cfg.seed, workers=True)
@@ -84,6 +115,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         num_labeled=datamodule.num_labeled,
         num_unlabeled=datamodule.num_unlabeled,
     )
+    model.identity = {
+        "model": model_name(cfg),
+        "dataset": datamodule.name,
+        "x_dim": datamodule.x_dim,
+        "num_classes": datamodule.num_classes,
+        "fingerprint": settings_digest,
+    }
+    start_from = starting_checkpoint(cfg, output_dir, model.identity)
     trainer = instantiate(
         cfg.trainer,
         callbacks=build_callbacks(cfg, output_dir),
@@ -98,20 +137,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "variant": variant_of(overrides_of()),
         "overrides": overrides_of(),
+        "fingerprint": settings_digest,
+        "resumed_from": str(start_from) if start_from else None,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     start = time.perf_counter()
     try:
-        trainer.fit(model, datamodule=datamodule)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=start_from, weights_only=True)
     except TrainingError as exc:
         # A diverged job is recorded as failed so that a sweep goes on and the table shows it.
         log.error("%s", exc)
         record.update(status="failed", error=str(exc), wall_time_s=time.perf_counter() - start)
-        write_json_atomic(output_dir / RESULT_FILE, record)
+        if trainer.is_global_zero:
+            write_json_atomic(output_dir / RESULT_FILE, record)
         return record
     fit_time = time.perf_counter() - start
     best = trainer.checkpoint_callback.best_model_path or None
-    metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
+    metrics = trainer.test(
+        model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True
+    )[0]
     record.update(
         status="ok",
         test_acc=float(metrics["test/acc"]),
@@ -122,6 +166,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         fit_time_s=fit_time,
         wall_time_s=time.perf_counter() - start,
     )
+    if not trainer.is_global_zero:  # under DDP, one process writes the result
+        return record
     write_json_atomic(output_dir / RESULT_FILE, record)
     log.info(
         "%s %s labels=%d seed=%d: test error %.2f%% (%d epochs, %.0f s)",

@@ -94,3 +94,34 @@ def test_mnist_labeled_subset_is_drawn_from_the_first_50k_only():
     assert len(dm.splits.train.y) == 50_000 and dm.labeled_idx.max() < 50_000
     assert np.bincount(dm.splits.train.y[dm.labeled_idx]).tolist() == [10] * 10
     assert dm.num_unlabeled == 49_900
+
+
+def test_batches_cover_every_image_once_per_epoch_and_reshuffle():
+    import torch
+
+    from ssvae.data.batches import TensorBatches
+
+    x = torch.arange(23)
+    batches = TensorBatches(x, batch_size=5, shuffle=True, seed=7)
+    first, second = torch.cat(list(batches)), torch.cat(list(batches))
+    assert len(batches) == 5 and sorted(first.tolist()) == list(range(23))
+    assert sorted(second.tolist()) == list(range(23)) and not torch.equal(first, second)
+    again = TensorBatches(x, batch_size=5, shuffle=True, seed=7)
+    assert torch.equal(torch.cat(list(again)), first)  # same seed, same order
+
+
+def test_even_shards_give_every_process_the_same_number_of_steps(monkeypatch):
+    import torch
+
+    from ssvae.data import batches as module
+
+    x = torch.arange(23)
+    seen = []
+    for rank in (0, 1):
+        monkeypatch.setattr(module, "_rank_and_world", lambda rank=rank: (rank, 2))
+        shard = module.TensorBatches(x, batch_size=4, even_shards=True)
+        seen.append((len(shard), torch.cat(list(shard)).tolist()))
+    assert seen[0][0] == seen[1][0] == 3
+    assert sorted(set(seen[0][1]) | set(seen[1][1])) == list(range(23))
+    monkeypatch.setattr(module, "_rank_and_world", lambda: (1, 2))
+    assert len(torch.cat(list(module.TensorBatches(x, batch_size=4)))) == 11  # eval: no repeats

@@ -19,7 +19,9 @@ class TensorBatches:
 
     Each ``iter()`` starts a new epoch with a fresh permutation (when ``shuffle``) from its own
     seeded generator, so the order is reproducible for a seed. Under DDP every process takes its
-    own interleaved shard, so Lightning needs no distributed sampler for it.
+    own interleaved shard, so Lightning needs no distributed sampler for it; with ``even_shards``
+    (training) the order wraps around so that every process runs the same number of steps, as
+    gradient synchronisation requires. Evaluation leaves it off so that no image counts twice.
     """
 
     def __init__(
@@ -29,6 +31,7 @@ class TensorBatches:
         shuffle: bool = False,
         seed: int = 0,
         drop_last: bool = False,
+        even_shards: bool = False,
     ) -> None:
         if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
             raise ValueError("TensorBatches needs tensors with the same first dimension")
@@ -38,11 +41,13 @@ class TensorBatches:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
+        self.even_shards = even_shards
         self.generator = torch.Generator().manual_seed(seed)
 
     def _num_local(self) -> int:
         rank, world = _rank_and_world()
-        return len(range(rank, len(self.tensors[0]), world))
+        n = len(self.tensors[0])
+        return -(-n // world) if self.even_shards else len(range(rank, n, world))
 
     def __len__(self) -> int:
         n = self._num_local()
@@ -52,6 +57,8 @@ class TensorBatches:
         n = len(self.tensors[0])
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         rank, world = _rank_and_world()
+        if self.even_shards and n % world:
+            order = torch.cat([order, order[: world - n % world]])
         order = order[rank::world]
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start : start + self.batch_size]

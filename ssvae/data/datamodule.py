@@ -116,6 +116,7 @@ class SemiSupervisedDataModule(L.LightningDataModule):
                 batch_size=min(self.labeled_batch_size, self.num_labeled),
                 shuffle=True,
                 seed=self.seed,
+                even_shards=True,
             )
         }
         if self.num_unlabeled:
@@ -124,6 +125,7 @@ class SemiSupervisedDataModule(L.LightningDataModule):
                 batch_size=min(self.unlabeled_batch_size, self.num_unlabeled),
                 shuffle=True,
                 seed=self.seed + 1,
+                even_shards=True,
             )
         return CombinedLoader(loaders, mode="max_size_cycle")
 

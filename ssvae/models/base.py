@@ -27,6 +27,11 @@ class SemiSupervisedModule(L.LightningModule):
         self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3)
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        # Set by the training entry point: which model, data and settings made a checkpoint.
+        self.identity: dict = {}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["ssvae"] = dict(self.identity)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -40,8 +45,9 @@ class SemiSupervisedModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         acc = self.val_acc.compute()
-        self.log("val/acc", acc)
-        self.log("val/err", 1.0 - acc, prog_bar=True)
+        # compute() has already gathered every process's counts; sync_dist averages equal values.
+        self.log("val/acc", acc, sync_dist=True)
+        self.log("val/err", 1.0 - acc, prog_bar=True, sync_dist=True)
         self.val_acc.reset()
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
@@ -49,8 +55,8 @@ class SemiSupervisedModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         acc = self.test_acc.compute()
-        self.log("test/acc", acc)
-        self.log("test/err", 1.0 - acc)
+        self.log("test/acc", acc, sync_dist=True)
+        self.log("test/err", 1.0 - acc, sync_dist=True)
         self.test_acc.reset()
 
     def check_finite(self, loss: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,107 @@
+"""A run folder's state: is the job finished, can it resume, which settings does it belong to?
+
+Re-running a sweep into the same folder skips jobs whose ``result.json`` is complete and was made
+with the same settings, and resumes unfinished ones from ``checkpoints/last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ssvae.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+RESULT_FILE = "result.json"
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+# Settings that change where or how fast a job runs, not what it computes.
+PLUMBING_KEYS = ("paths", "num_threads", "ckpt_path", "resume", "sweep_name")
+PLUMBING_DATA_KEYS = ("root", "download")
+PLUMBING_TRAINER_KEYS = ("enable_progress_bar", "accelerator", "devices", "strategy", "num_nodes")
+
+
+def fingerprint(cfg: DictConfig) -> str:
+    """A digest of the settings that determine a job's result."""
+    settings = OmegaConf.to_container(cfg, resolve=True)
+    for key in PLUMBING_KEYS:
+        settings.pop(key, None)
+    for key in PLUMBING_DATA_KEYS:
+        settings.get("data", {}).pop(key, None)
+    for key in PLUMBING_TRAINER_KEYS:
+        settings.get("trainer", {}).pop(key, None)
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def finished_result(output_dir: Path, expected_fingerprint: str) -> dict[str, Any] | None:
+    """The folder's result if it is complete, successful and made with the same settings."""
+    path = output_dir / RESULT_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable %s: %s", path, exc)
+        return None
+    if not isinstance(record, dict) or record.get("status") != "ok" or "test_acc" not in record:
+        return None
+    if record.get("fingerprint") != expected_fingerprint:
+        log.warning("%s was made with other settings; running the job again", path)
+        return None
+    return record
+
+
+def checkpoint_identity(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    return checkpoint.get("ssvae")
+
+
+def resumable_checkpoint(output_dir: Path, expected_fingerprint: str) -> Path | None:
+    """``last.ckpt`` if it loads and belongs to these settings; a bad one is moved aside."""
+    path = output_dir / LAST_CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        identity = checkpoint_identity(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as exc:  # any unreadable checkpoint: start again rather than fail the sweep
+        log.warning("cannot resume from %s (%s); starting the job afresh", path, exc)
+        identity = None
+    if identity and identity.get("fingerprint") == expected_fingerprint:
+        log.info("resuming from %s", path)
+        return path
+    aside = path.with_suffix(".ckpt.stale")
+    path.replace(aside)
+    log.warning("%s does not match this job's settings; moved it to %s", path, aside.name)
+    return None
+
+
+def check_identity(saved: dict[str, Any] | None, current: dict[str, Any], path: str) -> None:
+    """Refuse a checkpoint made by another model or for another data set."""
+    if saved is None:
+        raise ConfigError(f"{path} is not an ssvae checkpoint (it has no 'ssvae' identity)")
+    for key in ("model", "dataset", "x_dim", "num_classes"):
+        if saved.get(key) != current.get(key):
+            raise ConfigError(
+                f"checkpoint {path} was saved for {key}={saved.get(key)!r}, but this run has "
+                f"{key}={current.get(key)!r}; pick a checkpoint of the same model and data set"
+            )
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """Fail early, with the path, if results could not be written there."""
+    probe = output_dir / ".write-test"
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"output folder {output_dir} is not writable ({exc.strerror or exc}); "
+            "choose another with hydra.run.dir=... or hydra.sweep.dir=..."
+        ) from exc

@@ -1,0 +1,139 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import lightning as L
+import pytest
+import torch
+
+import ssvae.train as train_module
+from ssvae.errors import ConfigError
+from ssvae.train import train
+
+SMALL = ["model.hidden_dims=[32]", "model.z_dim=4", "data.num_labels=50"]
+
+
+class InterruptAt(L.Callback):
+    """Raise KeyboardInterrupt (what SIGINT does) at the end of one epoch."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_job_resumes_and_a_finished_one_is_skipped(compose_cfg, tmp_path, monkeypatch):
+    cfg = compose_cfg(*SMALL, "trainer.max_epochs=6")
+    build = train_module.build_callbacks
+    monkeypatch.setattr(
+        train_module, "build_callbacks", lambda c, d: [*build(c, d), InterruptAt(epoch=2)]
+    )
+    with pytest.raises(SystemExit):  # Lightning's graceful shutdown after Ctrl+C
+        train(cfg)
+    run = tmp_path / "run"
+    assert not (run / "result.json").exists() and (run / "checkpoints" / "last.ckpt").is_file()
+
+    monkeypatch.setattr(train_module, "build_callbacks", build)
+    record = train(cfg)
+    assert record["resumed_from"].endswith("last.ckpt") and record["epochs"] == 6
+    stamp = (run / "result.json").stat().st_mtime_ns
+
+    again = train(cfg)  # finished: skipped, the result file untouched
+    assert again == json.loads((run / "result.json").read_text())
+    assert (run / "result.json").stat().st_mtime_ns == stamp
+
+
+def test_changed_settings_do_not_reuse_a_result_or_checkpoint(compose_cfg, tmp_path):
+    first = train(compose_cfg(*SMALL, "trainer.max_epochs=2"))
+    second = train(compose_cfg(*SMALL, "trainer.max_epochs=3"))
+    assert first["fingerprint"] != second["fingerprint"]
+    assert second["epochs"] == 3 and second["resumed_from"] is None
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt.stale").is_file()
+
+
+def test_same_seed_same_subset_and_same_accuracy(compose_cfg, tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        cfg = compose_cfg(*SMALL, "trainer.max_epochs=3", "resume=false", "seed=5")
+        cfg.paths.output_dir = str(tmp_path / name)
+        runs.append(train(cfg))
+    assert runs[0]["test_acc"] == runs[1]["test_acc"]
+    assert runs[0]["best_val_acc"] == runs[1]["best_val_acc"]
+
+
+def test_non_finite_loss_is_recorded_as_failed(compose_cfg, tmp_path):
+    record = train(compose_cfg(*SMALL, "model.optimizer.lr=1e30", "trainer.max_epochs=3"))
+    assert record["status"] == "failed"
+    assert "non-finite loss" in record["error"] and "learning rate" in record["error"]
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["status"] == "failed"
+
+
+def test_checkpoint_of_another_data_set_or_unknown_origin_is_refused(compose_cfg, tmp_path):
+    train(compose_cfg(*SMALL, "trainer.max_epochs=1"))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)
+    assert saved["ssvae"]["dataset"] == "digits" and saved["ssvae"]["model"] == "m2"
+    saved["ssvae"]["dataset"] = "mnist"
+    other = tmp_path / "other.ckpt"
+    torch.save(saved, other)
+    with pytest.raises(ConfigError, match="saved for dataset='mnist'.*dataset='digits'"):
+        train(compose_cfg(*SMALL, f"ckpt_path={other}"))
+    torch.save({"state_dict": {}}, tmp_path / "plain.ckpt")
+    with pytest.raises(ConfigError, match="not an ssvae checkpoint"):
+        train(compose_cfg(*SMALL, f"ckpt_path={tmp_path / 'plain.ckpt'}"))
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="cannot be loaded"):
+        train(compose_cfg(*SMALL, f"ckpt_path={tmp_path / 'junk.ckpt'}"))
+
+
+def _sweep(sweep_dir, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "ssvae.train",
+        "-m",
+        "data.num_labels=20,50",
+        "model.hidden_dims=[32]",
+        "model.z_dim=4",
+        "trainer.max_epochs=40",
+        "trainer.enable_progress_bar=false",
+        f"hydra.sweep.dir={sweep_dir}",
+        *extra,
+    ]
+
+
+def _job_file(sweep, labels, name):
+    """A file of the job with ``labels`` labels (its folder is named by all its overrides)."""
+    return next(iter(sweep.glob(f"data.num_labels={labels},*/{name}")), None)
+
+
+def test_sweep_killed_mid_job_resumes_and_counts_each_job_once(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen(
+        _sweep(sweep), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 240
+    while not (
+        _job_file(sweep, 20, "result.json") and _job_file(sweep, 50, "checkpoints/last.ckpt")
+    ):
+        assert proc.poll() is None and time.monotonic() < deadline, "sweep ended too early"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _job_file(sweep, 50, "result.json") is None
+    first_result = _job_file(sweep, 20, "result.json")
+    stamp = first_result.stat().st_mtime_ns
+
+    done = subprocess.run(_sweep(sweep), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert first_result.stat().st_mtime_ns == stamp  # finished job skipped
+    resumed = json.loads(_job_file(sweep, 50, "result.json").read_text())
+    assert resumed["resumed_from"] and resumed["epochs"] == 40
+    rows = json.loads((sweep / "results.json").read_text())
+    assert [(r["num_labels"], r["runs"], r["failed"]) for r in rows] == [(20, 1, 0), (50, 1, 0)]
