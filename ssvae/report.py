@@ -1,7 +1,7 @@
 """Collect run results into a table (mean ± std over seeds) and a plot of error against labels.
 
 Works on any folder of runs, finished or not: it reads every ``result.json`` below the given
-folders. Runs at the end of a Hydra multirun (``ReportOnMultirunEnd``) and as ``ssvae-report``.
+folders. Runs at the end of a Hydra multirun (``ssvae.hydra_callbacks``) and as ``ssvae-report``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
-
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 
 from ssvae.io import write_bytes_atomic, write_json_atomic, write_text_atomic
 from ssvae.runs import RESULT_FILE
@@ -196,16 +193,6 @@ def write_report(folders: Sequence[Path], out_dir: Path | None = None) -> list[d
     write_json_atomic(out_dir / f"{REPORT_STEM}.json", rows)
     write_bytes_atomic(out_dir / f"{REPORT_STEM}.png", plot_error_vs_labels(rows))
     return rows
-
-
-class ReportOnMultirunEnd(Callback):
-    """Hydra callback: after a multirun, write and print the table for its sweep folder."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        rows = write_report([sweep_dir])
-        print(f"\nResults ({sweep_dir}/{REPORT_STEM}.md, .csv, .json, .png):\n")
-        print(to_markdown(rows))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -19,13 +19,14 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
 from ssvae.config_checks import check_config
-from ssvae.errors import ConfigError, DataError, TrainingError
+from ssvae.errors import ConfigError, DataError, SsvaeError, TrainingError
 from ssvae.io import write_json_atomic
 from ssvae.report import variant_of
 from ssvae.runs import (
@@ -83,10 +84,23 @@ def starting_checkpoint(cfg: DictConfig, output_dir: Path, identity: dict) -> Pa
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise ConfigError(f"ckpt_path={path} cannot be loaded: {exc}") from exc
+            raise ConfigError(
+                f"ckpt_path={path} is not a checkpoint that loads with weights_only=True "
+                f"({type(exc).__name__}); give a .ckpt file written by ssvae"
+            ) from exc
         check_identity(checkpoint_identity(saved), identity, str(path))
         return path
     return resumable_checkpoint(output_dir, identity["fingerprint"]) if cfg.resume else None
+
+
+def build(config: DictConfig, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate``, letting our own errors through unwrapped (clear messages)."""
+    try:
+        return instantiate(config, **kwargs)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, SsvaeError):
+            raise exc.__cause__ from None
+        raise
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -104,10 +118,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         torch.set_num_threads(cfg.num_threads)
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = instantiate(cfg.data)
+    datamodule = build(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")  # validates the label request before any training
-    model = instantiate(
+    model = build(
         cfg.model,
         _convert_="all",  # plain lists in hparams, so checkpoints load with weights_only=True
         x_dim=datamodule.x_dim,
@@ -123,7 +137,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "fingerprint": settings_digest,
     }
     start_from = starting_checkpoint(cfg, output_dir, model.identity)
-    trainer = instantiate(
+    trainer = build(
         cfg.trainer,
         callbacks=build_callbacks(cfg, output_dir),
         logger=CSVLogger(output_dir, name="", version="logs"),

@@ -88,7 +88,7 @@ def test_checkpoint_of_another_data_set_or_unknown_origin_is_refused(compose_cfg
     with pytest.raises(ConfigError, match="not an ssvae checkpoint"):
         train(compose_cfg(*SMALL, f"ckpt_path={tmp_path / 'plain.ckpt'}"))
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ConfigError, match="cannot be loaded"):
+    with pytest.raises(ConfigError, match="not a checkpoint that loads with weights_only=True"):
         train(compose_cfg(*SMALL, f"ckpt_path={tmp_path / 'junk.ckpt'}"))
 
 

@@ -6,7 +6,7 @@ from hydra.utils import instantiate
 
 from ssvae.config_checks import check_config
 from ssvae.data.datamodule import SemiSupervisedDataModule
-from ssvae.errors import ConfigError
+from ssvae.errors import ConfigError, DataError
 from ssvae.train import train
 
 FAST = ["model.hidden_dims=[64]", "model.z_dim=8", "trainer.max_epochs=25"]
@@ -88,3 +88,25 @@ def test_label_fraction_is_the_alternative_to_a_count(compose_cfg):
     )
     record = train(cfg)
     assert record["num_labels"] == 50 and record["label_fraction"] == 0.04
+
+
+def test_constructor_errors_arrive_unwrapped(compose_cfg):
+    with pytest.raises(ConfigError, match=r"model.weighting='often'.*allowed"):
+        train(compose_cfg("model.weighting=often"))
+
+
+def test_data_root_that_is_a_file_or_missing(compose_cfg, tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(DataError, match="is not a folder"):
+        train(compose_cfg("data=mnist", f"data.root={a_file}"))
+    with pytest.raises(DataError, match="not found under"):
+        train(compose_cfg("data=mnist", f"data.root={tmp_path}", "data.download=false"))
+
+
+def test_unwritable_output_folder(compose_cfg, tmp_path):
+    (tmp_path / "file").write_text("x")
+    cfg = compose_cfg()
+    cfg.paths.output_dir = str(tmp_path / "file" / "run")
+    with pytest.raises(ConfigError, match="not writable"):
+        train(cfg)

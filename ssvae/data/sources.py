@@ -121,6 +121,8 @@ def _candidate_dirs(root: Path, dataset: IdxDataset) -> list[Path]:
 
 def find_or_download(dataset: IdxDataset, root: Path, download: bool = True) -> dict[str, Path]:
     """Return local paths of the data set's files, downloading (and verifying) the missing ones."""
+    if root.exists() and not root.is_dir():
+        raise DataError(f"data root {root} is not a folder (set data.root or ${DATA_ROOT_ENV})")
     paths: dict[str, Path] = {}
     for remote in dataset.files:
         candidates = [d / remote.name for d in _candidate_dirs(root, dataset)]
@@ -160,8 +162,6 @@ def load_idx_dataset(
     dataset: IdxDataset, root: Path, download: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train_x, train_y, test_x, test_y) as uint8 images (n, rows, cols) and int64 labels."""
-    if root.exists() and not root.is_dir():
-        raise DataError(f"data root {root} is not a folder")
     if not download and not root.is_dir():
         raise DataError(f"data root {root} does not exist (set data.root or ${DATA_ROOT_ENV})")
     paths = find_or_download(dataset, root, download)

@@ -1,0 +1,79 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from ssvae.train import CONFIG_DIR
+
+
+def _hydra_cfg(*overrides):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+@pytest.mark.parametrize(
+    ("preset", "target"),
+    [
+        ("parallel", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+        ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+    ],
+)
+def test_launcher_presets_compose(preset, target):
+    launcher = _hydra_cfg(f"hydra/launcher={preset}").hydra.launcher
+    assert launcher._target_ == target
+    if preset == "slurm":
+        assert launcher.timeout_min == 240 and launcher.max_num_timeout == 3
+
+
+def test_ddp_trainer_config_picks_the_accelerator_itself():
+    trainer = _hydra_cfg("trainer=ddp").trainer
+    assert trainer.strategy == "ddp" and trainer.accelerator == "auto"
+    assert trainer.devices == "auto"
+
+
+def test_parallel_launcher_runs_a_sweep_and_reports(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ssvae.train",
+            "-m",
+            "hydra/launcher=parallel",
+            "num_threads=1",
+            "data.num_labels=20,50",
+            "model.hidden_dims=[32]",
+            "model.z_dim=4",
+            "trainer.max_epochs=2",
+            "trainer.enable_progress_bar=false",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((sweep / "results.json").read_text())
+    assert [(r["num_labels"], r["runs"]) for r in rows] == [(20, 1), (50, 1)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-m", "hydra/launcher=kubernetes"], "Available options in 'hydra/launcher'"),
+        (["hydra.run.dir=/etc/hostname/run"], "output folder /etc/hostname/run is not writable"),
+    ],
+)
+def test_bad_launcher_or_output_folder_fails_clearly(tmp_path, args, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "ssvae.train", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode != 0 and message in result.stderr
+    assert "Traceback" not in result.stderr
