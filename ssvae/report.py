@@ -156,7 +156,7 @@ def plot_error_vs_labels(rows: Sequence[dict[str, Any]]) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     lines: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         if r["runs"]:
@@ -172,11 +172,15 @@ def plot_error_vs_labels(rows: Sequence[dict[str, Any]]) -> bytes:
             label=f"{model} ({dataset}{', ' + variant if variant else ''})",
         )
     ax.set_xscale("log")
+    counts = sorted({r["num_labels"] for r in rows if r["runs"]})
+    if counts:  # tick at the label counts actually run, written as plain numbers
+        ax.set_xticks(counts, [str(c) for c in counts])
+        ax.minorticks_off()
     ax.set_xlabel("labeled examples")
     ax.set_ylabel("test error % (mean ± std over seeds)")
     ax.grid(True, which="both", alpha=0.3)
     if lines:
-        ax.legend()
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

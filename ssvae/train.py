@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from ssvae.config_checks import check_config
 from ssvae.errors import ConfigError, DataError, SsvaeError, TrainingError
 from ssvae.io import write_json_atomic
+from ssvae.pretrain import frozen, pretrained_vae
 from ssvae.report import variant_of
 from ssvae.runs import (
     RESULT_FILE,
@@ -55,9 +56,13 @@ def output_dir_of(cfg: DictConfig) -> Path:
     return Path(cfg.paths.output_dir)
 
 
+# Keys of a model config that are not constructor arguments.
+NOT_MODEL_ARGS = ("name", "uses_vae")
+
+
 def model_name(cfg: DictConfig) -> str:
-    """The model's short name: its class name in lower case (M2 -> "m2")."""
-    return str(cfg.model._target_).rsplit(".", 1)[-1].lower()
+    """The model's name in tables: ``model.name``, else its class name in lower case."""
+    return str(cfg.model.get("name") or str(cfg.model._target_).rsplit(".", 1)[-1].lower())
 
 
 def build_callbacks(cfg: DictConfig, output_dir: Path) -> list[L.Callback]:
@@ -121,13 +126,26 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")  # validates the label request before any training
+    # Resolved first: interpolations such as ${seed} cannot be resolved once copied away.
+    model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
+    model_cfg = OmegaConf.masked_copy(model_cfg, [k for k in model_cfg if k not in NOT_MODEL_ARGS])
+    extra, vae_info = {}, None
+    if cfg.model.get("uses_vae"):  # M1 and M1+M2: a VAE trained once per data set and seed
+        pretrained = pretrained_vae(
+            cfg.vae, datamodule, cfg.seed, cfg.trainer, Path(cfg.paths.cache_dir)
+        )
+        extra["vae"] = frozen(pretrained.vae)
+        vae_info = {"folder": str(pretrained.folder), "trained_now": pretrained.trained_now}
+        vae_info.update(pretrained.info)
+        L.seed_everything(cfg.seed, workers=True)  # same model initialisation, cached or not
     model = build(
-        cfg.model,
+        model_cfg,
         _convert_="all",  # plain lists in hparams, so checkpoints load with weights_only=True
         x_dim=datamodule.x_dim,
         num_classes=datamodule.num_classes,
         num_labeled=datamodule.num_labeled,
         num_unlabeled=datamodule.num_unlabeled,
+        **extra,
     )
     model.identity = {
         "model": model_name(cfg),
@@ -153,9 +171,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "overrides": overrides_of(),
         "fingerprint": settings_digest,
         "resumed_from": str(start_from) if start_from else None,
+        "vae": vae_info,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     start = time.perf_counter()
+    if not getattr(model, "trains_by_gradient", True):
+        return fit_and_test_estimator(model, datamodule, trainer, record, output_dir, start)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=start_from, weights_only=True)
     except TrainingError as exc:
@@ -180,7 +201,38 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         fit_time_s=fit_time,
         wall_time_s=time.perf_counter() - start,
     )
-    if not trainer.is_global_zero:  # under DDP, one process writes the result
+    return finish(record, trainer, output_dir)
+
+
+def fit_and_test_estimator(
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    trainer: L.Trainer,
+    record: dict[str, Any],
+    output_dir: Path,
+    start: float,
+) -> dict[str, Any]:
+    """A scikit-learn model: fit once, then validate and test through Lightning like the rest."""
+    model.fit_estimator(datamodule)
+    fit_time = time.perf_counter() - start
+    val = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
+    test = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    record.update(
+        status="ok",
+        test_acc=float(test["test/acc"]),
+        test_err=float(test["test/err"]),
+        best_val_acc=float(val["val/acc"]),
+        epochs=0,
+        steps=0,
+        fit_time_s=fit_time,
+        wall_time_s=time.perf_counter() - start,
+    )
+    return finish(record, trainer, output_dir)
+
+
+def finish(record: dict[str, Any], trainer: L.Trainer, output_dir: Path) -> dict[str, Any]:
+    """Write the result (one process under DDP) and log its summary."""
+    if not trainer.is_global_zero:
         return record
     write_json_atomic(output_dir / RESULT_FILE, record)
     log.info(

@@ -15,6 +15,10 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 
 
+def default_optimizer() -> OptimizerFactory:
+    return partial(torch.optim.Adam, lr=1e-3)
+
+
 class SemiSupervisedModule(L.LightningModule):
     """Base class: subclasses define ``classify(x) -> logits`` and ``training_step``.
 
@@ -24,7 +28,7 @@ class SemiSupervisedModule(L.LightningModule):
 
     def __init__(self, num_classes: int, optimizer: OptimizerFactory | None = None) -> None:
         super().__init__()
-        self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3)
+        self.optimizer_factory = optimizer or default_optimizer()
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         # Set by the training entry point: which model, data and settings made a checkpoint.

@@ -24,6 +24,7 @@ from ssvae.models.base import OptimizerFactory, SemiSupervisedModule
 from ssvae.nets import MLP, GaussianMLP, check_layer_sizes
 
 WEIGHTINGS = ("paper", "balanced")
+LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 def term_weights(
@@ -59,29 +60,44 @@ class M2(SemiSupervisedModule):
         alpha_scale: float = 0.1,
         weighting: str = "balanced",
         binarize: bool = False,
+        likelihood: str = "bernoulli",
         optimizer: OptimizerFactory | None = None,
     ) -> None:
         super().__init__(num_classes, optimizer)
         hidden = check_layer_sizes(hidden_dims, z_dim)
         if not alpha_scale >= 0:
             raise ConfigError(f"model.alpha_scale={alpha_scale} must be >= 0")
+        if likelihood not in LIKELIHOODS:
+            raise ConfigError(f"model.likelihood={likelihood!r}; allowed: {list(LIKELIHOODS)}")
         self.weights = term_weights(weighting, alpha_scale, num_labeled, num_unlabeled)
-        self.save_hyperparameters(ignore=["optimizer"])
+        self.save_hyperparameters(ignore=["optimizer", "vae"])
         self.num_classes = num_classes
         self.binarize = binarize
+        self.likelihood = likelihood
         self.classifier = MLP([x_dim], hidden, num_classes, activation)  # q(y|x)
         self.encoder = GaussianMLP([x_dim, num_classes], hidden, z_dim, activation)  # q(z|x,y)
-        self.decoder = MLP([num_classes, z_dim], hidden, x_dim, activation)  # p(x|y,z)
+        decoder = GaussianMLP if likelihood == "gaussian" else MLP
+        self.decoder = decoder([num_classes, z_dim], hidden, x_dim, activation)  # p(x|y,z)
         self.log_prior_y = -math.log(num_classes)  # log p(y), uniform
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the model sees of an image: the image itself here (M1+M2: a latent of it)."""
+        return torch.bernoulli(x) if self.binarize and self.training else x
+
     def classify(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(x)
+        return self.classifier(self.features(x))
+
+    def log_likelihood(self, x: torch.Tensor, decoded) -> torch.Tensor:
+        """log p(x|y,z): Bernoulli on pixels, or Gaussian (M1+M2's p(z1|y,z2))."""
+        if self.likelihood == "gaussian":
+            return elbo.gaussian_log_prob(x, *decoded)
+        return elbo.bernoulli_log_prob(decoded, x)
 
     def elbo(self, x: torch.Tensor, y_onehot: torch.Tensor) -> torch.Tensor:
         """L(x, y), one reparameterised z. x: (B, D); y_onehot: (B, K) or (K, 1, K)."""
         mean, logvar = self.encoder(x, y_onehot)  # (B, Z) or (K, B, Z)
         z = elbo.reparameterize(mean, logvar)
-        log_px = elbo.bernoulli_log_prob(self.decoder(y_onehot, z), x)
+        log_px = self.log_likelihood(x, self.decoder(y_onehot, z))
         kl_z = elbo.gaussian_kl_standard_normal(mean, logvar)
         return elbo.labeled_elbo(log_px, self.log_prior_y, kl_z)
 
@@ -91,23 +107,19 @@ class M2(SemiSupervisedModule):
         return self.elbo(x, every_y)  # every_y (K, 1, K) broadcasts against x (B, D)
 
     def unlabeled_elbo(self, x: torch.Tensor) -> torch.Tensor:
-        """U(x) = sum_y q(y|x) L(x, y) + H(q(y|x)): (B,)."""
-        return elbo.unlabeled_elbo(self.elbo_all_classes(x), self.classify(x))
-
-    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        # Dynamic binarisation: a fresh Bernoulli sample of the grey levels every step.
-        return torch.bernoulli(x) if self.binarize and self.training else x
+        """U(x) = sum_y q(y|x) L(x, y) + H(q(y|x)): (B,). ``x`` as ``features`` gives it."""
+        return elbo.unlabeled_elbo(self.elbo_all_classes(x), self.classifier(x))
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         x_l, y_l = batch["labeled"]
-        x_l = self._prepare(x_l)
+        x_l = self.features(x_l)
         y_onehot = F.one_hot(y_l, self.num_classes).to(x_l.dtype)
         neg_l = -self.elbo(x_l, y_onehot).mean()
-        class_nll = F.cross_entropy(self.classify(x_l), y_l)
+        class_nll = F.cross_entropy(self.classifier(x_l), y_l)
         loss = self.weights["labeled"] * neg_l + self.weights["classify"] * class_nll
         size = len(y_l)
         if batch.get("unlabeled") is not None:
-            x_u = self._prepare(batch["unlabeled"])
+            x_u = self.features(batch["unlabeled"])
             neg_u = -self.unlabeled_elbo(x_u).mean()
             loss = loss + self.weights["unlabeled"] * neg_u
             self.log("train/elbo_unlabeled", -neg_u, batch_size=len(x_u))

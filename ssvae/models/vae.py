@@ -1,0 +1,72 @@
+"""M1's generative model (Kingma et al. 2014, sec. 3.1.1): a VAE trained on images alone.
+
+p(z) = N(0, I),  p(x | z) = Bernoulli(decoder(z)),  q(z | x) = N(encoder(x)).
+Labels are never used: the latent means feed a classifier later (M1), or z1 ~ q(z1|x) is the
+data M2 models (M1+M2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+
+from ssvae import elbo
+from ssvae.models.base import OptimizerFactory, default_optimizer
+from ssvae.nets import MLP, GaussianMLP, check_layer_sizes
+
+
+class VAE(L.LightningModule):
+    def __init__(
+        self,
+        x_dim: int,
+        z_dim: int = 50,
+        hidden_dims: Sequence[int] = (600, 600),
+        activation: str = "softplus",
+        binarize: bool = True,
+        optimizer: OptimizerFactory | None = None,
+    ) -> None:
+        super().__init__()
+        hidden = check_layer_sizes(hidden_dims, z_dim)
+        self.save_hyperparameters(ignore=["optimizer"])
+        self.optimizer_factory = optimizer or default_optimizer()
+        self.binarize = binarize
+        self.encoder = GaussianMLP([x_dim], hidden, z_dim, activation)  # q(z|x)
+        self.decoder = MLP([z_dim], list(reversed(hidden)), x_dim, activation)  # p(x|z)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x)'s mean and log-variance."""
+        return self.encoder(x)
+
+    def elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x) >= E_q[log p(x|z)] - KL(q(z|x) || p(z)), one sample: (B,)."""
+        mean, logvar = self.encoder(x)
+        z = elbo.reparameterize(mean, logvar)
+        log_px = elbo.bernoulli_log_prob(self.decoder(z), x)
+        return log_px - elbo.gaussian_kl_standard_normal(mean, logvar)
+
+    @staticmethod
+    def images_of(batch: dict | tuple | torch.Tensor) -> torch.Tensor:
+        """All images of a training batch, labeled and unlabeled alike (labels unused)."""
+        if isinstance(batch, dict):
+            parts = [batch["labeled"][0]]
+            if batch.get("unlabeled") is not None:
+                parts.append(batch["unlabeled"])
+            return torch.cat(parts)
+        return batch[0] if isinstance(batch, tuple | list) else batch
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        x = self.images_of(batch)
+        if self.binarize:  # the original re-binarises every minibatch
+            x = torch.bernoulli(x)
+        loss = -self.elbo(x).mean()
+        self.log("train/elbo", -loss, batch_size=len(x), prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x = batch[0]
+        self.log("val/elbo", self.elbo(x).mean(), batch_size=len(x), prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(self.parameters())

@@ -1,0 +1,132 @@
+"""Train M1's VAE once per (data set, seed, VAE settings) and reuse it across label counts.
+
+The VAE sees every training image and no label, so it does not depend on the labeled subset: a
+sweep over four label counts trains it once. The cache key is a digest of everything that does
+affect it; a file lock keeps parallel jobs from training the same VAE twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from filelock import FileLock
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import DictConfig, OmegaConf
+
+from ssvae.data.batches import TensorBatches
+from ssvae.data.datamodule import SemiSupervisedDataModule
+from ssvae.io import write_bytes_atomic, write_json_atomic
+from ssvae.models.vae import VAE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainedVAE:
+    vae: VAE
+    folder: Path
+    trained_now: bool  # False when it came from the cache
+    info: dict[str, Any]
+
+
+def cache_key(dataset: str, seed: int, vae_cfg: DictConfig, precision: str) -> str:
+    settings = {
+        "dataset": dataset,
+        "seed": seed,
+        "vae": OmegaConf.to_container(vae_cfg, resolve=True),
+        "precision": str(precision),
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@torch.no_grad()
+def mean_elbo(vae: VAE, x: torch.Tensor, batch_size: int = 1000) -> float:
+    vae.eval()
+    total = sum(vae.elbo(chunk).sum().item() for chunk in x.split(batch_size))
+    return total / len(x)
+
+
+def _load(path: Path) -> VAE:
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    vae = VAE(**saved["hparams"])
+    vae.load_state_dict(saved["state_dict"])
+    return vae
+
+
+def _train(
+    vae_cfg: DictConfig,
+    datamodule: SemiSupervisedDataModule,
+    seed: int,
+    trainer_cfg: DictConfig,
+    folder: Path,
+) -> tuple[VAE, dict[str, Any]]:
+    L.seed_everything(seed, workers=True)
+    vae = instantiate(vae_cfg.model, x_dim=datamodule.x_dim, _convert_="all")
+    train_x = torch.from_numpy(datamodule.splits.train.x)  # every training image, no labels
+    loader = TensorBatches(train_x, batch_size=vae_cfg.batch_size, shuffle=True, seed=seed)
+    val_x = torch.from_numpy(datamodule.splits.val.x)
+    trainer = L.Trainer(
+        max_epochs=vae_cfg.max_epochs,
+        max_time=vae_cfg.get("max_time"),
+        precision=trainer_cfg.precision,
+        accelerator=trainer_cfg.accelerator,
+        devices=1,
+        logger=CSVLogger(folder, name="", version="logs"),
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=trainer_cfg.enable_progress_bar,
+    )
+    start = time.perf_counter()
+    val_loader = TensorBatches(val_x, batch_size=1000)
+    trainer.fit(vae, train_dataloaders=loader, val_dataloaders=val_loader)
+    info = {
+        "epochs": trainer.current_epoch,
+        "train_time_s": time.perf_counter() - start,
+        "val_elbo": mean_elbo(vae, val_x),
+        "test_elbo": mean_elbo(vae, torch.from_numpy(datamodule.splits.test.x)),
+    }
+    return vae, info
+
+
+def pretrained_vae(
+    vae_cfg: DictConfig,
+    datamodule: SemiSupervisedDataModule,
+    seed: int,
+    trainer_cfg: DictConfig,
+    cache_dir: Path,
+) -> PretrainedVAE:
+    """The cached VAE for these settings, training (and caching) it first if needed."""
+    key = cache_key(datamodule.name, seed, vae_cfg, trainer_cfg.precision)
+    folder = Path(cache_dir) / f"vae-{datamodule.name}-seed{seed}-{key}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "vae.ckpt"
+    with FileLock(str(folder / ".lock")):
+        if path.is_file():
+            log.info("reusing the cached M1 VAE %s", path)
+            return PretrainedVAE(
+                _load(path), folder, False, json.loads((folder / "info.json").read_text())
+            )
+        log.info("training the M1 VAE (cached in %s)", folder)
+        vae, info = _train(vae_cfg, datamodule, seed, trainer_cfg, folder)
+        buffer = io.BytesIO()
+        torch.save({"hparams": dict(vae.hparams), "state_dict": vae.state_dict()}, buffer)
+        write_bytes_atomic(path, buffer.getvalue())
+        info["trained_at"] = time.time()
+        write_json_atomic(folder / "info.json", info)
+    return PretrainedVAE(vae, folder, True, info)
+
+
+def frozen(vae: VAE) -> VAE:
+    vae.eval()
+    vae.requires_grad_(False)
+    return vae
