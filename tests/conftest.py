@@ -3,6 +3,8 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +49,15 @@ def compose_cfg(tmp_path: Path):
             )
 
     return _compose
+
+
+def train_command(*args: str) -> list[str]:
+    """The command line of ``python -m ssvae.train`` with ``args``."""
+    return [sys.executable, "-m", "ssvae.train", *args]
+
+
+def run_train(cwd: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m ssvae.train`` in ``cwd`` and capture its output."""
+    return subprocess.run(
+        train_command(*args), capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )

@@ -1,11 +1,10 @@
 import json
-import subprocess
-import sys
 
 import pytest
 from hydra import compose, initialize_config_dir
 
 from ssvae.train import CONFIG_DIR
+from tests.conftest import run_train
 
 
 def _hydra_cfg(*overrides):
@@ -35,25 +34,17 @@ def test_ddp_trainer_config_picks_the_accelerator_itself():
 
 def test_parallel_launcher_runs_a_sweep_and_reports(tmp_path):
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ssvae.train",
-            "-m",
-            "hydra/launcher=parallel",
-            "num_threads=1",
-            "data.num_labels=20,50",
-            "model.hidden_dims=[32]",
-            "model.z_dim=4",
-            "trainer.max_epochs=2",
-            "trainer.enable_progress_bar=false",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
+    result = run_train(
+        tmp_path,
+        "-m",
+        "hydra/launcher=parallel",
+        "num_threads=1",
+        "data.num_labels=20,50",
+        "model.hidden_dims=[32]",
+        "model.z_dim=4",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        f"hydra.sweep.dir={sweep}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads((sweep / "results.json").read_text())
@@ -68,11 +59,9 @@ def test_parallel_launcher_runs_a_sweep_and_reports(tmp_path):
     ],
 )
 def test_bad_launcher_or_output_folder_fails_clearly(tmp_path, args, message):
-    result = subprocess.run(
-        [sys.executable, "-m", "ssvae.train", *args],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
+    result = run_train(
+        tmp_path,
+        *args,
         timeout=120,
     )
     assert result.returncode != 0 and message in result.stderr

@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -8,6 +6,7 @@ import torch
 from ssvae.models.m1m2 import M1M2
 from ssvae.models.vae import VAE
 from ssvae.train import train
+from tests.conftest import run_train
 
 TINY_VAE = ["vae.model.hidden_dims=[64]", "vae.model.z_dim=8", "vae.max_epochs=3"]
 
@@ -95,22 +94,14 @@ def test_m1m2_runs_end_to_end(compose_cfg, tmp_path):
 
 def test_one_sweep_gives_one_row_per_model(tmp_path):
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ssvae.train",
-            "-m",
-            "model=m2,supervised,logreg,label_spreading",
-            "data.num_labels=50",
-            "trainer.max_epochs=2",
-            "trainer.enable_progress_bar=false",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
+    result = run_train(
+        tmp_path,
+        "-m",
+        "model=m2,supervised,logreg,label_spreading",
+        "data.num_labels=50",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        f"hydra.sweep.dir={sweep}",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads((sweep / "results.json").read_text())

@@ -1,27 +1,19 @@
 import json
-import subprocess
-import sys
+
+from tests.conftest import run_train
 
 
 def test_two_job_multirun_writes_the_aggregated_table(tmp_path):
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ssvae.train",
-            "-m",
-            "data.num_labels=20,50",
-            "model.hidden_dims=[32]",
-            "model.z_dim=4",
-            "trainer.max_epochs=2",
-            "trainer.enable_progress_bar=false",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
+    result = run_train(
+        tmp_path,
+        "-m",
+        "data.num_labels=20,50",
+        "model.hidden_dims=[32]",
+        "model.z_dim=4",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        f"hydra.sweep.dir={sweep}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in sweep.glob("*/result.json")) == ["result.json"] * 2
@@ -37,12 +29,7 @@ def test_two_job_multirun_writes_the_aggregated_table(tmp_path):
 
 
 def test_bad_setting_exits_with_one_clear_line(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "ssvae.train", "data.num_labels=55", f"hydra.run.dir={tmp_path}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_train(tmp_path, "data.num_labels=55", f"hydra.run.dir={tmp_path}", timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "ssvae: error: data.num_labels=55 cannot be balanced across 10 classes; "

@@ -2,7 +2,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import lightning as L
@@ -12,6 +11,7 @@ import torch
 import ssvae.train as train_module
 from ssvae.errors import ConfigError
 from ssvae.train import train
+from tests.conftest import run_train, train_command
 
 SMALL = ["model.hidden_dims=[32]", "model.z_dim=4", "data.num_labels=50"]
 
@@ -93,10 +93,8 @@ def test_checkpoint_of_another_data_set_or_unknown_origin_is_refused(compose_cfg
 
 
 def _sweep(sweep_dir, *extra):
+    """The arguments of a small two-job sweep into ``sweep_dir``."""
     return [
-        sys.executable,
-        "-m",
-        "ssvae.train",
         "-m",
         "data.num_labels=20,50",
         "model.hidden_dims=[32]",
@@ -116,7 +114,10 @@ def _job_file(sweep, labels, name):
 def test_sweep_killed_mid_job_resumes_and_counts_each_job_once(tmp_path):
     sweep = tmp_path / "sweep"
     proc = subprocess.Popen(
-        _sweep(sweep), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        train_command(*_sweep(sweep)),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 240
     while not (
@@ -130,7 +131,7 @@ def test_sweep_killed_mid_job_resumes_and_counts_each_job_once(tmp_path):
     first_result = _job_file(sweep, 20, "result.json")
     stamp = first_result.stat().st_mtime_ns
 
-    done = subprocess.run(_sweep(sweep), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = run_train(tmp_path, *_sweep(sweep))
     assert done.returncode == 0, done.stderr[-3000:]
     assert first_result.stat().st_mtime_ns == stamp  # finished job skipped
     resumed = json.loads(_job_file(sweep, 50, "result.json").read_text())
