@@ -21,7 +21,7 @@ echo "\$ .venv/bin/ssvae-report $folder   # before"
 .venv/bin/ssvae-report "$folder"
 echo "\$ ${cmd[*]}   # the same command again"
 start=$(date +%s)
-"${cmd[@]}" 2>&1 | grep -E "already finished|resuming from|test error" | sed -E 's/^\[[^]]*\]\[[^]]*\]\[[A-Z]+\] - //'
+"${cmd[@]}" 2>&1 | grep -E "already finished|resuming from|test error [0-9]" | sed -E 's/^\[[^]]*\]\[[^]]*\]\[[A-Z]+\] - //'
 echo "(re-run took $(( $(date +%s) - start )) s)"
 echo
 echo "\$ .venv/bin/ssvae-report $folder   # after"
