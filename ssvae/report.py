@@ -19,26 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from ssvae.io import write_bytes_atomic, write_json_atomic, write_text_atomic
-from ssvae.runs import RESULT_FILE
+from ssvae.runs import RESULT_FILE, is_plumbing
 
 log = logging.getLogger(__name__)
 
 REPORT_STEM = "results"
-# Overrides that do not make a run a different variant: the table's own axes and plumbing.
-NOT_VARIANT_KEYS = {
-    "seed",
-    "data",
-    "model",
-    "experiment",
-    "data.num_labels",
-    "data.label_fraction",
-    "data.root",
-    "data.download",
-    "num_threads",
-    "trainer.enable_progress_bar",
-    "sweep_name",
-    "resume",
-}
+# Overrides that are the table's own axes, so do not make a run a different variant.
+TABLE_AXES = {"seed", "data", "model", "experiment", "data.num_labels", "data.label_fraction"}
 COLUMNS = (
     "dataset",
     "model",
@@ -59,7 +46,7 @@ def variant_of(overrides: Iterable[str]) -> str:
     kept = []
     for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")
-        if key not in NOT_VARIANT_KEYS and not key.startswith("hydra."):
+        if key not in TABLE_AXES and not is_plumbing(key) and not key.startswith("hydra."):
             kept.append(override)
     return " ".join(sorted(kept))
 

@@ -21,10 +21,21 @@ log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
-# Settings that change where or how fast a job runs, not what it computes.
+# Settings that change where or how fast a job runs, not what it computes. (conf/config.yaml's
+# hydra.job.config.override_dirname.exclude_keys lists the ones users commonly override.)
 PLUMBING_KEYS = ("paths", "num_threads", "ckpt_path", "resume", "sweep_name")
 PLUMBING_DATA_KEYS = ("root", "download")
 PLUMBING_TRAINER_KEYS = ("enable_progress_bar", "accelerator", "devices", "strategy", "num_nodes")
+
+
+def is_plumbing(key: str) -> bool:
+    """Whether a dotted config key (as in a command-line override) is plumbing."""
+    head, _, rest = key.partition(".")
+    return (
+        head in PLUMBING_KEYS
+        or (head == "data" and rest in PLUMBING_DATA_KEYS)
+        or (head == "trainer" and rest in PLUMBING_TRAINER_KEYS)
+    )
 
 
 def fingerprint(cfg: DictConfig) -> str:

@@ -70,3 +70,13 @@ def test_report_files_and_cli(tmp_path):
         [sys.executable, "-m", "ssvae.report", str(tmp_path / "nope")], capture_output=True
     )
     assert bad.returncode == 2 and b"not a folder" in bad.stderr
+
+
+def test_plumbing_overrides_are_not_variants():
+    overrides = [
+        "trainer.accelerator=gpu",
+        "paths.cache_dir=/c",
+        "sweep_name=x",
+        "vae.max_epochs=5",
+    ]
+    assert variant_of(overrides) == "vae.max_epochs=5"
