@@ -124,9 +124,3 @@ def pretrained_vae(
         info["trained_at"] = time.time()
         write_json_atomic(folder / "info.json", info)
     return PretrainedVAE(vae, folder, True, info)
-
-
-def frozen(vae: VAE) -> VAE:
-    vae.eval()
-    vae.requires_grad_(False)
-    return vae

@@ -69,8 +69,9 @@ def finished_result(output_dir: Path, expected_fingerprint: str) -> dict[str, An
     return record
 
 
-def checkpoint_identity(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
-    return checkpoint.get("ssvae")
+def saved_identity(path: Path) -> dict[str, Any] | None:
+    """The model/data/settings identity stored in a checkpoint (None if it has none)."""
+    return torch.load(path, map_location="cpu", weights_only=True).get("ssvae")
 
 
 def resumable_checkpoint(output_dir: Path, expected_fingerprint: str) -> Path | None:
@@ -79,7 +80,7 @@ def resumable_checkpoint(output_dir: Path, expected_fingerprint: str) -> Path | 
     if not path.is_file():
         return None
     try:
-        identity = checkpoint_identity(torch.load(path, map_location="cpu", weights_only=True))
+        identity = saved_identity(path)
     except Exception as exc:  # any unreadable checkpoint: start again rather than fail the sweep
         log.warning("cannot resume from %s (%s); starting the job afresh", path, exc)
         identity = None

@@ -28,16 +28,16 @@ from omegaconf import DictConfig, OmegaConf
 from ssvae.config_checks import check_config
 from ssvae.errors import ConfigError, DataError, SsvaeError, TrainingError
 from ssvae.io import write_json_atomic
-from ssvae.pretrain import frozen, pretrained_vae
+from ssvae.pretrain import pretrained_vae
 from ssvae.report import variant_of
 from ssvae.runs import (
     RESULT_FILE,
     check_identity,
     check_output_dir,
-    checkpoint_identity,
     fingerprint,
     finished_result,
     resumable_checkpoint,
+    saved_identity,
 )
 
 log = logging.getLogger(__name__)
@@ -87,13 +87,13 @@ def starting_checkpoint(cfg: DictConfig, output_dir: Path, identity: dict) -> Pa
     if cfg.ckpt_path:
         path = Path(cfg.ckpt_path)
         try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
+            saved = saved_identity(path)
         except Exception as exc:
             raise ConfigError(
                 f"ckpt_path={path} is not a checkpoint that loads with weights_only=True "
                 f"({type(exc).__name__}); give a .ckpt file written by ssvae"
             ) from exc
-        check_identity(checkpoint_identity(saved), identity, str(path))
+        check_identity(saved, identity, str(path))
         return path
     return resumable_checkpoint(output_dir, identity["fingerprint"]) if cfg.resume else None
 
@@ -134,7 +134,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         pretrained = pretrained_vae(
             cfg.vae, datamodule, cfg.seed, cfg.trainer, Path(cfg.paths.cache_dir)
         )
-        extra["vae"] = frozen(pretrained.vae)
+        pretrained.vae.freeze()  # Lightning's: eval mode, no gradients
+        extra["vae"] = pretrained.vae
         vae_info = {"folder": str(pretrained.folder), "trained_now": pretrained.trained_now}
         vae_info.update(pretrained.info)
         L.seed_everything(cfg.seed, workers=True)  # same model initialisation, cached or not

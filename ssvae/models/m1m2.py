@@ -18,7 +18,8 @@ class M1M2(M2):
         m2_settings.pop("likelihood", None)
         m2_settings.pop("binarize", None)
         super().__init__(x_dim=vae.hparams.z_dim, likelihood="gaussian", **m2_settings)
-        self.vae = vae.eval().requires_grad_(False)  # M1 stays frozen
+        vae.freeze()  # Lightning's: eval mode, no gradients; M1 stays fixed
+        self.vae = vae
 
     def train(self, mode: bool = True) -> M1M2:
         super().train(mode)

@@ -46,26 +46,15 @@ class VAE(L.LightningModule):
         log_px = elbo.bernoulli_log_prob(self.decoder(z), x)
         return log_px - elbo.gaussian_kl_standard_normal(mean, logvar)
 
-    @staticmethod
-    def images_of(batch: dict | tuple | torch.Tensor) -> torch.Tensor:
-        """All images of a training batch, labeled and unlabeled alike (labels unused)."""
-        if isinstance(batch, dict):
-            parts = [batch["labeled"][0]]
-            if batch.get("unlabeled") is not None:
-                parts.append(batch["unlabeled"])
-            return torch.cat(parts)
-        return batch[0] if isinstance(batch, tuple | list) else batch
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        x = self.images_of(batch)
+    # Batches are plain image tensors (B, D): the VAE sees images only, never labels.
+    def training_step(self, x: torch.Tensor, batch_idx: int) -> torch.Tensor:
         if self.binarize:  # the original re-binarises every minibatch
             x = torch.bernoulli(x)
         loss = -self.elbo(x).mean()
         self.log("train/elbo", -loss, batch_size=len(x), prog_bar=True)
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x = batch[0]
+    def validation_step(self, x: torch.Tensor, batch_idx: int) -> None:
         self.log("val/elbo", self.elbo(x).mean(), batch_size=len(x), prog_bar=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
