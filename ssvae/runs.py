@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -107,11 +108,11 @@ def check_identity(saved: dict[str, Any] | None, current: dict[str, Any], path: 
 
 def check_output_dir(output_dir: Path) -> None:
     """Fail early, with the path, if results could not be written there."""
-    probe = output_dir / ".write-test"
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
+        # A probe of its own: jobs sharing the folder must not remove each other's.
+        with tempfile.TemporaryFile(dir=output_dir):
+            pass
     except OSError as exc:
         raise ConfigError(
             f"output folder {output_dir} is not writable ({exc.strerror or exc}); "

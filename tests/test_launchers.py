@@ -1,8 +1,11 @@
 import json
+import re
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 from hydra import compose, initialize_config_dir
 
+from ssvae.runs import check_output_dir
 from ssvae.train import CONFIG_DIR
 from tests.conftest import run_train
 
@@ -66,3 +69,25 @@ def test_bad_launcher_or_output_folder_fails_clearly(tmp_path, args, message):
     )
     assert result.returncode != 0 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _check_many(folder) -> None:
+    for _ in range(300):
+        check_output_dir(folder)
+
+
+def test_jobs_checking_one_output_folder_at_once_do_not_trip_each_other(tmp_path):
+    # Two runs started in the same second share a folder check; a fixed probe file name made
+    # one job's clean-up delete the other's probe ("not writable (No such file or directory)").
+    with ProcessPoolExecutor(max_workers=3) as pool:
+        for future in [pool.submit(_check_many, tmp_path) for _ in range(3)]:
+            future.result()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_runs_and_sweeps_started_in_the_same_second_get_their_own_folders():
+    hydra = _hydra_cfg().hydra
+    # Stamped to the microsecond, so back-to-back runs or sweeps cannot share a folder.
+    stamp = r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}"
+    assert re.fullmatch(rf"outputs/runs/{stamp}", hydra.run.dir)
+    assert re.fullmatch(rf"outputs/sweeps/{stamp}", hydra.sweep.dir)
