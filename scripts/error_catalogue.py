@@ -41,6 +41,7 @@ CLI_CASES = [
     ("data root is a file", ["data=mnist", "data.root=/etc/hostname"]),
     ("unwritable output folder", ["hydra.run.dir=/etc/hostname/run"]),
     ("checkpoint that is not one", ["ckpt_path=/etc/hostname"]),
+    ("checkpoint for a scikit-learn model", ["model=svm", "ckpt_path=last.ckpt"]),
 ]
 
 

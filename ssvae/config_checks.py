@@ -7,6 +7,7 @@ the training entry point calls before the trainer starts.
 
 from __future__ import annotations
 
+from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from ssvae.data.datasets import DATASETS
@@ -47,3 +48,15 @@ def check_config(cfg: DictConfig) -> None:
     max_epochs = cfg.trainer.get("max_epochs")
     if max_epochs is not None and max_epochs != -1:
         _positive_int(max_epochs, "trainer.max_epochs")
+    if cfg.get("ckpt_path") and not _trains_by_gradient(cfg.model):
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} cannot be used with model={cfg.model.get('name')}: it is "
+            "a scikit-learn estimator, fitted afresh each run, with no checkpoints; drop ckpt_path"
+        )
+
+
+def _trains_by_gradient(model: DictConfig) -> bool:
+    try:
+        return getattr(get_class(model._target_), "trains_by_gradient", True)
+    except Exception:  # a bad _target_ is reported, with its choices, when the model is built
+        return True

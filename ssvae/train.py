@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +182,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if not getattr(model, "trains_by_gradient", True):
         return fit_and_test_estimator(model, datamodule, trainer, record, output_dir, start)
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=start_from, weights_only=True)
+        with frozen_vae_expected(bool(cfg.model.get("uses_vae"))):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=start_from, weights_only=True)
     except TrainingError as exc:
         # A diverged job is recorded as failed so that a sweep goes on and the table shows it.
         log.error("%s", exc)
@@ -203,6 +207,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         wall_time_s=time.perf_counter() - start,
     )
     return finish(record, trainer, output_dir)
+
+
+@contextmanager
+def frozen_vae_expected(uses_vae: bool) -> Iterator[None]:
+    """Silence Lightning's "modules in eval mode" warning when they are M1's frozen VAE."""
+    with warnings.catch_warnings():
+        if uses_vae:
+            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        yield
 
 
 def fit_and_test_estimator(

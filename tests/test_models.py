@@ -79,7 +79,7 @@ def test_m1m2_models_the_latents_of_m1():
     assert not model.vae.training  # Lightning's train() does not unfreeze it
 
 
-def test_m1m2_runs_end_to_end(compose_cfg, tmp_path):
+def test_m1m2_runs_end_to_end(compose_cfg, tmp_path, recwarn):
     record = train(
         compose_cfg(
             "model=m1m2",
@@ -90,6 +90,8 @@ def test_m1m2_runs_end_to_end(compose_cfg, tmp_path):
         )
     )
     assert record["status"] == "ok" and record["model"] == "m1m2" and record["vae"]["epochs"] == 3
+    # The frozen VAE is in eval mode by design: no Lightning warning about it on every run.
+    assert not [w for w in recwarn if "in eval mode" in str(w.message)]
 
 
 def test_one_sweep_gives_one_row_per_model(tmp_path):

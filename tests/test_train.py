@@ -48,6 +48,7 @@ def test_unknown_data_set_or_model_lists_the_choices(compose_cfg):
         (["data.name=svhn"], "data.name='svhn'.*allowed"),
         (["seed=-1"], "seed=-1"),
         (["trainer.max_epochs=0"], "trainer.max_epochs=0"),
+        (["model=svm", "ckpt_path=last.ckpt"], "ckpt_path=last.ckpt cannot be used with model=svm"),
     ],
 )
 def test_bad_config_fails_before_training_naming_the_field(compose_cfg, overrides, message):
