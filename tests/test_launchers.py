@@ -5,7 +5,7 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 from hydra import compose, initialize_config_dir
 
-from ssvae.runs import check_output_dir
+from ssvae.runs import check_output_dir, is_plumbing
 from ssvae.train import CONFIG_DIR
 from tests.conftest import run_train
 
@@ -91,3 +91,11 @@ def test_runs_and_sweeps_started_in_the_same_second_get_their_own_folders():
     stamp = r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}"
     assert re.fullmatch(rf"outputs/runs/{stamp}", hydra.run.dir)
     assert re.fullmatch(rf"outputs/sweeps/{stamp}", hydra.sweep.dir)
+
+
+def test_job_folder_names_leave_out_plumbing_only():
+    excluded = _hydra_cfg().hydra.job.config.override_dirname.exclude_keys
+    # A cache path (with its slashes) in a job folder's name would nest folders and split a
+    # sweep's rows by where files live rather than by what was computed.
+    assert {"paths.cache_dir", "data.root", "num_threads"} <= set(excluded)
+    assert all(is_plumbing(key) for key in excluded)
