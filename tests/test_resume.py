@@ -48,6 +48,33 @@ def test_interrupted_job_resumes_and_a_finished_one_is_skipped(compose_cfg, tmp_
     assert (run / "result.json").stat().st_mtime_ns == stamp
 
 
+def test_resumed_job_matches_an_uninterrupted_one(compose_cfg, tmp_path, monkeypatch):
+    # Batch order and sampling noise continue where they stopped, so resuming changes nothing.
+    def cfg_in(name):
+        cfg = compose_cfg(*SMALL, "trainer.max_epochs=5", "seed=3")
+        cfg.paths.output_dir = str(tmp_path / name)
+        return cfg
+
+    straight = train(cfg_in("straight"))
+    build = train_module.build_callbacks
+    monkeypatch.setattr(
+        train_module, "build_callbacks", lambda c, d: [*build(c, d), InterruptAt(epoch=1)]
+    )
+    with pytest.raises(SystemExit):
+        train(cfg_in("resumed"))
+    monkeypatch.setattr(train_module, "build_callbacks", build)
+    resumed = train(cfg_in("resumed"))
+    assert resumed["resumed_from"] and resumed["epochs"] == straight["epochs"] == 5
+    assert resumed["best_val_acc"] == straight["best_val_acc"]
+    assert resumed["test_acc"] == straight["test_acc"]
+    last = {
+        name: torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)
+        for name in ("straight", "resumed")
+    }
+    for key, value in last["straight"]["state_dict"].items():
+        assert torch.equal(value, last["resumed"]["state_dict"][key]), key
+
+
 def test_changed_settings_do_not_reuse_a_result_or_checkpoint(compose_cfg, tmp_path):
     first = train(compose_cfg(*SMALL, "trainer.max_epochs=2"))
     second = train(compose_cfg(*SMALL, "trainer.max_epochs=3"))

@@ -57,6 +57,8 @@ class SemiSupervisedDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.unlabeled_includes_labeled = unlabeled_includes_labeled
         self.splits: SplitData | None = None
+        self._train_batches: dict[str, TensorBatches] = {}
+        self._batch_order_to_restore: dict[str, torch.Tensor] = {}
 
     def prepare_data(self) -> None:
         # Runs on one process: fetch missing files (verified on download), set no state.
@@ -127,7 +129,24 @@ class SemiSupervisedDataModule(L.LightningDataModule):
                 seed=self.seed + 1,
                 even_shards=True,
             )
+        self._train_batches = loaders
+        self._restore_batch_order()
         return CombinedLoader(loaders, mode="max_size_cycle")
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Where each training batch order stands, saved in checkpoints so a resume continues it."""
+        return {name: b.generator.get_state() for name, b in self._train_batches.items()}
+
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        self._batch_order_to_restore = dict(state_dict)
+        self._restore_batch_order()  # now, if the loaders already exist; else when they are made
+
+    def _restore_batch_order(self) -> None:
+        pending = self._batch_order_to_restore
+        if pending and self._train_batches:
+            for name, state in pending.items():
+                self._train_batches[name].generator.set_state(state)
+            self._batch_order_to_restore = {}
 
     def val_dataloader(self) -> TensorBatches:
         return TensorBatches(*self._val, batch_size=self.eval_batch_size)

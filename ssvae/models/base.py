@@ -33,9 +33,21 @@ class SemiSupervisedModule(L.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         # Set by the training entry point: which model, data and settings made a checkpoint.
         self.identity: dict = {}
+        self._rng_to_restore: torch.Tensor | None = None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ssvae"] = dict(self.identity)
+        # The sampling noise (reparameterisation, re-binarisation) continues from here on resume.
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._rng_to_restore = checkpoint.get("torch_rng_state")
+
+    def on_train_epoch_start(self) -> None:
+        # Restored here, not on load: the sanity-check validation of a resumed run comes between.
+        if self._rng_to_restore is not None:
+            torch.set_rng_state(self._rng_to_restore)
+            self._rng_to_restore = None
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
