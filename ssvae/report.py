@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import statistics
+import textwrap
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -148,29 +149,35 @@ def plot_error_vs_labels(rows: Sequence[dict[str, Any]]) -> bytes:
     for r in rows:
         if r["runs"]:
             lines[(r["dataset"], r["model"], r["variant"])].append(r)
+    datasets = sorted({dataset for dataset, _, _ in lines})
     for (dataset, model, variant), points in sorted(lines.items()):
         points.sort(key=lambda r: r["num_labels"])
+        label = model if len(datasets) == 1 else f"{model} ({dataset})"
+        if variant:  # variants can be long: wrapped, so the legend does not crowd the axes
+            label += "\n" + textwrap.fill(variant, 70)
         ax.errorbar(
             [p["num_labels"] for p in points],
             [100 * p["err_mean"] for p in points],
             yerr=[100 * p["err_std"] for p in points],
             marker="o",
             capsize=3,
-            label=f"{model} ({dataset}{', ' + variant if variant else ''})",
+            label=label,
         )
     ax.set_xscale("log")
     counts = sorted({r["num_labels"] for r in rows if r["runs"]})
     if counts:  # tick at the label counts actually run, written as plain numbers
         ax.set_xticks(counts, [str(c) for c in counts])
         ax.minorticks_off()
+    if len(datasets) == 1:
+        ax.set_title(datasets[0])
     ax.set_xlabel("labeled examples")
     ax.set_ylabel("test error % (mean ± std over seeds)")
     ax.grid(True, which="both", alpha=0.3)
     if lines:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
-    fig.tight_layout()
+        # Below the axes; bbox_inches="tight" grows the image to fit it, keeping the plot's size.
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize="small", ncol=2)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    fig.savefig(buffer, format="png", bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
 
