@@ -1,6 +1,8 @@
 import functools
 import hashlib
 import http.server
+import os
+import stat
 import threading
 
 import numpy as np
@@ -62,6 +64,10 @@ def test_download_verifies_and_renames(http_folder, tmp_path):
     train_x, train_y, test_x, test_y = load_idx_dataset(dataset, root)
     assert train_x.shape == (20, 4, 4) and test_y.shape == (10,)
     assert sorted(p.name for p in (root / "tiny").iterdir()) == sorted(paths)  # no temp files
+    # Readable beyond the owner as the umask allows (a shared data root), not mkstemp's 0600.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask for p in paths.values())
 
 
 def test_digest_mismatch_raises_and_leaves_nothing(http_folder, tmp_path):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 
 from ssvae.data.idx import check_images_and_labels, parse_idx, read_bytes
 from ssvae.errors import ConfigError, DataError
+from ssvae.io import temp_file_beside
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def verify_file(path: Path, remote: RemoteFile) -> bytes:
 def download_file(url: str, target: Path, remote: RemoteFile, timeout: float = 60.0) -> Path:
     """Download ``url`` to ``target`` atomically, verifying the digest before the rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    fd, tmp_name = temp_file_beside(target, suffix=".part")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
