@@ -56,6 +56,20 @@ def train_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "ssvae.train", *args]
 
 
+def two_job_sweep(sweep_dir: Path, *extra: str, max_epochs: int = 2) -> list[str]:
+    """The arguments of a small two-job multirun (20 and 50 labels, tiny M2) into ``sweep_dir``."""
+    return [
+        "-m",
+        "data.num_labels=20,50",
+        "model.hidden_dims=[32]",
+        "model.z_dim=4",
+        f"trainer.max_epochs={max_epochs}",
+        "trainer.enable_progress_bar=false",
+        f"hydra.sweep.dir={sweep_dir}",
+        *extra,
+    ]
+
+
 def run_train(cwd: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``python -m ssvae.train`` in ``cwd`` and capture its output."""
     return subprocess.run(

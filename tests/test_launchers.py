@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 
 from ssvae.runs import check_output_dir, is_plumbing
 from ssvae.train import CONFIG_DIR
-from tests.conftest import run_train
+from tests.conftest import run_train, two_job_sweep
 
 
 def _hydra_cfg(*overrides):
@@ -37,18 +37,7 @@ def test_ddp_trainer_config_picks_the_accelerator_itself():
 
 def test_parallel_launcher_runs_a_sweep_and_reports(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_train(
-        tmp_path,
-        "-m",
-        "hydra/launcher=parallel",
-        "num_threads=1",
-        "data.num_labels=20,50",
-        "model.hidden_dims=[32]",
-        "model.z_dim=4",
-        "trainer.max_epochs=2",
-        "trainer.enable_progress_bar=false",
-        f"hydra.sweep.dir={sweep}",
-    )
+    result = run_train(tmp_path, *two_job_sweep(sweep, "hydra/launcher=parallel", "num_threads=1"))
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads((sweep / "results.json").read_text())
     assert [(r["num_labels"], r["runs"]) for r in rows] == [(20, 1), (50, 1)]

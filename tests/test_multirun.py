@@ -1,20 +1,11 @@
 import json
 
-from tests.conftest import run_train
+from tests.conftest import run_train, two_job_sweep
 
 
 def test_two_job_multirun_writes_the_aggregated_table(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_train(
-        tmp_path,
-        "-m",
-        "data.num_labels=20,50",
-        "model.hidden_dims=[32]",
-        "model.z_dim=4",
-        "trainer.max_epochs=2",
-        "trainer.enable_progress_bar=false",
-        f"hydra.sweep.dir={sweep}",
-    )
+    result = run_train(tmp_path, *two_job_sweep(sweep))
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in sweep.glob("*/result.json")) == ["result.json"] * 2
     # One folder per combination, named by its overrides.

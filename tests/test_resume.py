@@ -11,7 +11,7 @@ import torch
 import ssvae.train as train_module
 from ssvae.errors import ConfigError
 from ssvae.train import train
-from tests.conftest import run_train, train_command
+from tests.conftest import run_train, train_command, two_job_sweep
 
 SMALL = ["model.hidden_dims=[32]", "model.z_dim=4", "data.num_labels=50"]
 
@@ -119,20 +119,6 @@ def test_checkpoint_of_another_data_set_or_unknown_origin_is_refused(compose_cfg
         train(compose_cfg(*SMALL, f"ckpt_path={tmp_path / 'junk.ckpt'}"))
 
 
-def _sweep(sweep_dir, *extra):
-    """The arguments of a small two-job sweep into ``sweep_dir``."""
-    return [
-        "-m",
-        "data.num_labels=20,50",
-        "model.hidden_dims=[32]",
-        "model.z_dim=4",
-        "trainer.max_epochs=40",
-        "trainer.enable_progress_bar=false",
-        f"hydra.sweep.dir={sweep_dir}",
-        *extra,
-    ]
-
-
 def _job_file(sweep, labels, name):
     """A file of the job with ``labels`` labels (its folder is named by all its overrides)."""
     return next(iter(sweep.glob(f"data.num_labels={labels},*/{name}")), None)
@@ -141,7 +127,7 @@ def _job_file(sweep, labels, name):
 def test_sweep_killed_mid_job_resumes_and_counts_each_job_once(tmp_path):
     sweep = tmp_path / "sweep"
     proc = subprocess.Popen(
-        train_command(*_sweep(sweep)),
+        train_command(*two_job_sweep(sweep, max_epochs=40)),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -158,7 +144,7 @@ def test_sweep_killed_mid_job_resumes_and_counts_each_job_once(tmp_path):
     first_result = _job_file(sweep, 20, "result.json")
     stamp = first_result.stat().st_mtime_ns
 
-    done = run_train(tmp_path, *_sweep(sweep))
+    done = run_train(tmp_path, *two_job_sweep(sweep, max_epochs=40))
     assert done.returncode == 0, done.stderr[-3000:]
     assert first_result.stat().st_mtime_ns == stamp  # finished job skipped
     resumed = json.loads(_job_file(sweep, 50, "result.json").read_text())
