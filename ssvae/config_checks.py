@@ -48,10 +48,24 @@ def check_config(cfg: DictConfig) -> None:
     max_epochs = cfg.trainer.get("max_epochs")
     if max_epochs is not None and max_epochs != -1:
         _positive_int(max_epochs, "trainer.max_epochs")
+    check_scheduler(cfg)
     if cfg.get("ckpt_path") and not _trains_by_gradient(cfg.model):
         raise ConfigError(
             f"ckpt_path={cfg.ckpt_path} cannot be used with model={cfg.model.get('name')}: it is "
             "a scikit-learn estimator, fitted afresh each run, with no checkpoints; drop ckpt_path"
+        )
+
+
+def check_scheduler(cfg: DictConfig) -> None:
+    """A cosine schedule needs a length: it follows trainer.max_epochs, which -1 leaves open."""
+    scheduler = cfg.model.get("scheduler")
+    if scheduler is None or "T_max" not in scheduler:
+        return
+    t_max = scheduler.T_max
+    if isinstance(t_max, bool) or not isinstance(t_max, int) or t_max <= 0:
+        raise ConfigError(
+            f"model.scheduler.T_max={t_max} must be a positive number of epochs; the cosine "
+            "schedule follows trainer.max_epochs, so set trainer.max_epochs"
         )
 
 

@@ -29,8 +29,13 @@ def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor)
 
 
 def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """log Bernoulli(x; sigmoid(logits)) = x*logits - softplus(logits), summed; broadcasts."""
-    return (x * logits - F.softplus(logits)).sum(-1)
+    """log Bernoulli(x; sigmoid(logits)) = x*logits - softplus(logits), summed; broadcasts.
+
+    Computed as -BCE-with-logits: one fused kernel forward and backward instead of four
+    elementwise passes over M2's largest tensor (K, B, D), a third of a CPU step's time.
+    """
+    x = x.expand_as(logits) if x.shape != logits.shape else x
+    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
 
 def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:

@@ -42,6 +42,16 @@ COLUMNS = (
 )
 
 
+# Kingma et al. (2014), Table 1: MNIST test error % by number of labels, for reference points on
+# the plot (--paper). M1 in the paper is M1+TSVM; ours puts an SVM on the same latents.
+PAPER_TABLE1 = {
+    "supervised": ("NN", {100: 25.80, 600: 11.44, 1000: 10.70, 3000: 6.04}),
+    "m1": ("M1+TSVM", {100: 11.82, 600: 5.72, 1000: 4.24, 3000: 3.49}),
+    "m2": ("M2", {100: 11.97, 600: 4.94, 1000: 3.60, 3000: 3.92}),
+    "m1m2": ("M1+M2", {100: 3.33, 600: 2.59, 1000: 2.40, 3000: 2.18}),
+}
+
+
 def variant_of(overrides: Iterable[str]) -> str:
     """The command-line overrides that set a run apart from others of its model and data set."""
     kept = []
@@ -137,8 +147,9 @@ def to_csv(rows: Sequence[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def plot_error_vs_labels(rows: Sequence[dict[str, Any]]) -> bytes:
-    """PNG bytes: test error % against number of labels (log x), one line per data set + model."""
+def plot_error_vs_labels(rows: Sequence[dict[str, Any]], paper: bool = False) -> bytes:
+    """PNG bytes: test error % against number of labels (log x), one line per data set + model;
+    with ``paper``, the paper's Table 1 numbers as dashed lines in the same colour (MNIST)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -155,7 +166,7 @@ def plot_error_vs_labels(rows: Sequence[dict[str, Any]]) -> bytes:
         label = model if len(datasets) == 1 else f"{model} ({dataset})"
         if variant:  # variants can be long: wrapped, so the legend does not crowd the axes
             label += "\n" + textwrap.fill(variant, 70)
-        ax.errorbar(
+        drawn = ax.errorbar(
             [p["num_labels"] for p in points],
             [100 * p["err_mean"] for p in points],
             yerr=[100 * p["err_std"] for p in points],
@@ -163,6 +174,16 @@ def plot_error_vs_labels(rows: Sequence[dict[str, Any]]) -> bytes:
             capsize=3,
             label=label,
         )
+        if paper and dataset == "mnist" and model in PAPER_TABLE1 and not variant:
+            name, errors = PAPER_TABLE1[model]
+            ax.plot(
+                list(errors),
+                list(errors.values()),
+                linestyle="--",
+                marker="x",
+                color=drawn[0].get_color(),
+                label=f"{name}, paper's Table 1",
+            )
     ax.set_xscale("log")
     counts = sorted({r["num_labels"] for r in rows if r["runs"]})
     if counts:  # tick at the label counts actually run, written as plain numbers
@@ -182,14 +203,16 @@ def plot_error_vs_labels(rows: Sequence[dict[str, Any]]) -> bytes:
     return buffer.getvalue()
 
 
-def write_report(folders: Sequence[Path], out_dir: Path | None = None) -> list[dict[str, Any]]:
+def write_report(
+    folders: Sequence[Path], out_dir: Path | None = None, paper: bool = False
+) -> list[dict[str, Any]]:
     """Aggregate the runs under ``folders`` and write results.{md,csv,json,png} into ``out_dir``."""
     out_dir = Path(out_dir or folders[0])
     rows = aggregate(collect_results(folders))
     write_text_atomic(out_dir / f"{REPORT_STEM}.md", to_markdown(rows))
     write_text_atomic(out_dir / f"{REPORT_STEM}.csv", to_csv(rows))
     write_json_atomic(out_dir / f"{REPORT_STEM}.json", rows)
-    write_bytes_atomic(out_dir / f"{REPORT_STEM}.png", plot_error_vs_labels(rows))
+    write_bytes_atomic(out_dir / f"{REPORT_STEM}.png", plot_error_vs_labels(rows, paper))
     return rows
 
 
@@ -199,11 +222,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("folders", nargs="+", type=Path, help="sweep or run folders to read")
     parser.add_argument("--out", type=Path, help="where to write results.* (default: first folder)")
+    parser.add_argument(
+        "--paper", action="store_true", help="draw the paper's Table 1 (MNIST) for reference"
+    )
     args = parser.parse_args(argv)
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         parser.error(f"not a folder: {', '.join(missing)}")
-    rows = write_report(args.folders, args.out)
+    rows = write_report(args.folders, args.out, args.paper)
     print(to_markdown(rows))
 
 

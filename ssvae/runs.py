@@ -33,7 +33,8 @@ def is_plumbing(key: str) -> bool:
     """Whether a dotted config key (as in a command-line override) is plumbing."""
     head, _, rest = key.partition(".")
     return (
-        head in PLUMBING_KEYS
+        key == "callbacks"  # which callbacks record things (curves) does not change the result
+        or head in PLUMBING_KEYS
         or (head == "data" and rest in PLUMBING_DATA_KEYS)
         or (head == "trainer" and rest in PLUMBING_TRAINER_KEYS)
     )

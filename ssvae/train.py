@@ -82,6 +82,8 @@ def build_callbacks(cfg: DictConfig, output_dir: Path) -> list[L.Callback]:
         callbacks.append(
             EarlyStopping(monitor="val/acc", mode="max", patience=cfg.early_stopping.patience)
         )
+    # The callbacks group (e.g. callbacks=learning_curve): each entry one Lightning callback.
+    callbacks += [build(entry) for entry in (cfg.get("callbacks") or {}).values()]
     return callbacks
 
 
@@ -132,7 +134,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Resolved first: interpolations such as ${seed} cannot be resolved once copied away.
     model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
     model_cfg = OmegaConf.masked_copy(model_cfg, [k for k in model_cfg if k not in NOT_MODEL_ARGS])
-    extra, vae_info = {}, None
+    extra, vae_info, pretraining_s = {}, None, 0.0
     if cfg.model.get("uses_vae"):  # M1 and M1+M2: a VAE trained once per data set and seed
         pretrained = pretrained_vae(
             cfg.vae, datamodule, cfg.seed, cfg.trainer, Path(cfg.paths.cache_dir)
@@ -141,6 +143,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         extra["vae"] = pretrained.vae
         vae_info = {"folder": str(pretrained.folder), "trained_now": pretrained.trained_now}
         vae_info.update(pretrained.info)
+        pretraining_s = float(pretrained.info.get("train_time_s", 0.0))
         L.seed_everything(cfg.seed, workers=True)  # same model initialisation, cached or not
     model = build(
         model_cfg,
@@ -151,6 +154,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         num_unlabeled=datamodule.num_unlabeled,
         **extra,
     )
+    model.pretraining_time_s = pretraining_s  # counted by time-to-accuracy curves
     model.identity = {
         "model": model_name(cfg),
         "dataset": datamodule.name,

@@ -7,7 +7,16 @@ import sys
 
 import pytest
 
-from ssvae.report import aggregate, collect_results, to_csv, to_markdown, variant_of, write_report
+from ssvae.report import (
+    PAPER_TABLE1,
+    aggregate,
+    collect_results,
+    plot_error_vs_labels,
+    to_csv,
+    to_markdown,
+    variant_of,
+    write_report,
+)
 
 
 def _write(folder, **record):
@@ -80,3 +89,22 @@ def test_plumbing_overrides_are_not_variants():
         "vae.max_epochs=5",
     ]
     assert variant_of(overrides) == "vae.max_epochs=5"
+
+
+def test_paper_reference_lines_are_drawn_for_mnist_only():
+    rows = [
+        {
+            "dataset": "mnist",
+            "model": "m2",
+            "variant": "",
+            "num_labels": n,
+            "runs": 3,
+            "err_mean": 0.1,
+            "err_std": 0.01,
+        }
+        for n in (100, 600)
+    ]
+    assert plot_error_vs_labels(rows, paper=True) != plot_error_vs_labels(rows)
+    digits = [{**r, "dataset": "digits"} for r in rows]
+    assert plot_error_vs_labels(digits, paper=True) == plot_error_vs_labels(digits)
+    assert PAPER_TABLE1["m1m2"][1][100] == 3.33 and PAPER_TABLE1["m2"][1][3000] == 3.92

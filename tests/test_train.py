@@ -48,6 +48,10 @@ def test_unknown_data_set_or_model_lists_the_choices(compose_cfg):
         (["data.name=svhn"], "data.name='svhn'.*allowed"),
         (["seed=-1"], "seed=-1"),
         (["trainer.max_epochs=0"], "trainer.max_epochs=0"),
+        (
+            ["model/scheduler=cosine", "trainer.max_epochs=-1"],
+            r"model.scheduler.T_max=-1 must be a positive number of epochs.*trainer.max_epochs",
+        ),
         (["model=svm", "ckpt_path=last.ckpt"], "ckpt_path=last.ckpt cannot be used with model=svm"),
     ],
 )
@@ -111,3 +115,24 @@ def test_unwritable_output_folder(compose_cfg, tmp_path):
     cfg.paths.output_dir = str(tmp_path / "file" / "run")
     with pytest.raises(ConfigError, match="not writable"):
         train(cfg)
+
+
+def test_experiment_settings_win_over_the_primary_config(compose_cfg):
+    # An experiment's top-level values (num_threads, sweep_name) must not be reset by config.yaml.
+    compare = compose_cfg("experiment=digits_compare")
+    assert compare.num_threads == 1
+    table1 = compose_cfg("experiment=table1")
+    assert (table1.sweep_name, table1.num_threads, table1.data.name) == ("table1", 1, "mnist")
+    assert table1.trainer.precision == "bf16-mixed" and table1.vae.max_epochs == 55
+    check_config(table1)
+    # The command line still wins over the experiment.
+    assert compose_cfg("experiment=table1", "sweep_name=mine").sweep_name == "mine"
+
+
+def test_m1m2_recipe_defaults_and_m2_defaults(compose_cfg):
+    m1m2 = compose_cfg("model=m1m2", "trainer.max_epochs=150")
+    assert m1m2.model.weighting == "paper" and m1m2.model.optimizer.lr == 3e-3
+    assert m1m2.model.scheduler._target_.endswith("CosineAnnealingLR")
+    assert m1m2.model.scheduler.T_max == 150  # the cosine follows the run's length
+    m2 = compose_cfg()
+    assert m2.model.weighting == "balanced" and m2.model.scheduler._target_.endswith("ConstantLR")

@@ -61,6 +61,7 @@ class TensorBatches:
             order = torch.cat([order, order[: world - n % world]])
         order = order[rank::world]
         for start in range(0, len(self) * self.batch_size, self.batch_size):
-            idx = order[start : start + self.batch_size]
+            # The order lives on the CPU (its generator does); the data may live on a GPU.
+            idx = order[start : start + self.batch_size].to(self.tensors[0].device)
             batch = tuple(t[idx] for t in self.tensors)
             yield batch[0] if len(batch) == 1 else batch

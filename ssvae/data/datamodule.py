@@ -109,12 +109,22 @@ class SemiSupervisedDataModule(L.LightningDataModule):
     def num_unlabeled(self) -> int:
         return len(self._x_unlabeled)
 
+    def _on_device(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The tensors on the trainer's device: on a GPU the data stays resident there, so a
+        batch is a gather on the device instead of a copy from the host every step."""
+        trainer = self.trainer
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        return tuple(t.to(device) for t in tensors)
+
     def train_dataloader(self) -> CombinedLoader:
+        x_labeled, y_labeled, x_unlabeled = self._on_device(
+            self._x_labeled, self._y_labeled, self._x_unlabeled
+        )
         # Separate generators so the labeled order does not depend on the unlabeled pool's size.
         loaders = {
             "labeled": TensorBatches(
-                self._x_labeled,
-                self._y_labeled,
+                x_labeled,
+                y_labeled,
                 batch_size=min(self.labeled_batch_size, self.num_labeled),
                 shuffle=True,
                 seed=self.seed,
@@ -123,7 +133,7 @@ class SemiSupervisedDataModule(L.LightningDataModule):
         }
         if self.num_unlabeled:
             loaders["unlabeled"] = TensorBatches(
-                self._x_unlabeled,
+                x_unlabeled,
                 batch_size=min(self.unlabeled_batch_size, self.num_unlabeled),
                 shuffle=True,
                 seed=self.seed + 1,
@@ -149,7 +159,7 @@ class SemiSupervisedDataModule(L.LightningDataModule):
             self._batch_order_to_restore = {}
 
     def val_dataloader(self) -> TensorBatches:
-        return TensorBatches(*self._val, batch_size=self.eval_batch_size)
+        return TensorBatches(*self._on_device(*self._val), batch_size=self.eval_batch_size)
 
     def test_dataloader(self) -> TensorBatches:
-        return TensorBatches(*self._test, batch_size=self.eval_batch_size)
+        return TensorBatches(*self._on_device(*self._test), batch_size=self.eval_batch_size)

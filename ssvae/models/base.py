@@ -13,6 +13,8 @@ from ssvae.errors import TrainingError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
+# A partial torch LR scheduler (``_partial_: true`` in the config), stepped once per epoch.
+SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 
 
 def default_optimizer() -> OptimizerFactory:
@@ -26,9 +28,15 @@ class SemiSupervisedModule(L.LightningModule):
     the progress bar and ``val/acc`` drives checkpointing and early stopping.
     """
 
-    def __init__(self, num_classes: int, optimizer: OptimizerFactory | None = None) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
         super().__init__()
         self.optimizer_factory = optimizer or default_optimizer()
+        self.scheduler_factory = scheduler
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         # Set by the training entry point: which model, data and settings made a checkpoint.
@@ -54,7 +62,13 @@ class SemiSupervisedModule(L.LightningModule):
 
     def _evaluate(self, batch: Batch, metric: MulticlassAccuracy) -> None:
         x, y = batch
-        metric.update(self.classify(x), y)
+        metric.update(self.classify_full_precision(x), y)
+
+    def classify_full_precision(self, x: torch.Tensor) -> torch.Tensor:
+        """``classify`` outside autocast: evaluation is cheap, and bf16 rounding cost accuracy
+        (one M1+M2 checkpoint: 4.27 % test error in bf16, 4.17 % in fp32)."""
+        with torch.autocast(x.device.type, enabled=False):
+            return self.classify(x.float())
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, self.val_acc)
@@ -76,6 +90,10 @@ class SemiSupervisedModule(L.LightningModule):
         self.test_acc.reset()
 
     def check_finite(self, loss: torch.Tensor) -> torch.Tensor:
+        # Reading the loss on the host waits for the device: on a GPU, check every 50th step
+        # only (a NaN persists, so it is still caught, a few steps late).
+        if loss.device.type != "cpu" and self.global_step % 50:
+            return loss
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"non-finite loss ({loss.item()}) at epoch {self.current_epoch}, "
@@ -84,5 +102,18 @@ class SemiSupervisedModule(L.LightningModule):
             )
         return loss
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory(self.parameters())
+    def configure_optimizers(self) -> dict:
+        return optimizer_config(self.parameters(), self.optimizer_factory, self.scheduler_factory)
+
+
+def optimizer_config(
+    parameters: Iterable[torch.nn.Parameter],
+    optimizer: OptimizerFactory,
+    scheduler: SchedulerFactory | None,
+) -> dict:
+    """Lightning's optimiser dict; the scheduler (if any) steps once per epoch, so that schedules
+    written in epochs (cosine over ``trainer.max_epochs``, x0.75 every 200) read as they say."""
+    opt = optimizer(parameters)
+    if scheduler is None:
+        return {"optimizer": opt}
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler(opt), "interval": "epoch"}}

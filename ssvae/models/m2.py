@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ssvae import elbo
 from ssvae.errors import ConfigError
-from ssvae.models.base import OptimizerFactory, SemiSupervisedModule
+from ssvae.models.base import OptimizerFactory, SchedulerFactory, SemiSupervisedModule
 from ssvae.nets import MLP, GaussianMLP, check_layer_sizes
 
 WEIGHTINGS = ("paper", "balanced")
@@ -62,15 +62,16 @@ class M2(SemiSupervisedModule):
         binarize: bool = False,
         likelihood: str = "bernoulli",
         optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
     ) -> None:
-        super().__init__(num_classes, optimizer)
+        super().__init__(num_classes, optimizer, scheduler)
         hidden = check_layer_sizes(hidden_dims, z_dim)
         if not alpha_scale >= 0:
             raise ConfigError(f"model.alpha_scale={alpha_scale} must be >= 0")
         if likelihood not in LIKELIHOODS:
             raise ConfigError(f"model.likelihood={likelihood!r}; allowed: {list(LIKELIHOODS)}")
         self.weights = term_weights(weighting, alpha_scale, num_labeled, num_unlabeled)
-        self.save_hyperparameters(ignore=["optimizer", "vae"])
+        self.save_hyperparameters(ignore=["optimizer", "scheduler", "vae"])
         self.num_classes = num_classes
         self.binarize = binarize
         self.likelihood = likelihood
@@ -110,21 +111,26 @@ class M2(SemiSupervisedModule):
         """U(x) = sum_y q(y|x) L(x, y) + H(q(y|x)): (B,). ``x`` as ``features`` gives it."""
         return elbo.unlabeled_elbo(self.elbo_all_classes(x), self.classifier(x))
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def loss_terms(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The weighted loss of one mixed batch and its parts (for logging and benchmarks)."""
         x_l, y_l = batch["labeled"]
         x_l = self.features(x_l)
         y_onehot = F.one_hot(y_l, self.num_classes).to(x_l.dtype)
         neg_l = -self.elbo(x_l, y_onehot).mean()
         class_nll = F.cross_entropy(self.classifier(x_l), y_l)
         loss = self.weights["labeled"] * neg_l + self.weights["classify"] * class_nll
-        size = len(y_l)
+        terms = {"elbo_labeled": -neg_l, "class_nll": class_nll}
         if batch.get("unlabeled") is not None:
-            x_u = self.features(batch["unlabeled"])
-            neg_u = -self.unlabeled_elbo(x_u).mean()
+            neg_u = -self.unlabeled_elbo(self.features(batch["unlabeled"])).mean()
             loss = loss + self.weights["unlabeled"] * neg_u
-            self.log("train/elbo_unlabeled", -neg_u, batch_size=len(x_u))
-            size += len(x_u)
-        self.log("train/elbo_labeled", -neg_l, batch_size=len(y_l))
-        self.log("train/class_nll", class_nll, batch_size=len(y_l))
-        self.log("train/loss", loss, batch_size=size)
-        return self.check_finite(loss)
+            terms["elbo_unlabeled"] = -neg_u
+        return {"loss": loss, **terms}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        terms = self.loss_terms(batch)
+        n_l = len(batch["labeled"][1])
+        n_u = len(batch["unlabeled"]) if batch.get("unlabeled") is not None else 0
+        for name, value in terms.items():
+            size = {"loss": n_l + n_u, "elbo_unlabeled": n_u}.get(name, n_l)
+            self.log(f"train/{name}", value, batch_size=size)
+        return self.check_finite(terms["loss"])

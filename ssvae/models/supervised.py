@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ssvae.models.base import OptimizerFactory, SemiSupervisedModule
+from ssvae.models.base import OptimizerFactory, SchedulerFactory, SemiSupervisedModule
 from ssvae.nets import MLP, check_layer_sizes
 
 
@@ -21,10 +21,11 @@ class Supervised(SemiSupervisedModule):
         hidden_dims: Sequence[int] = (500,),
         activation: str = "softplus",
         optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
     ) -> None:
-        super().__init__(num_classes, optimizer)
+        super().__init__(num_classes, optimizer, scheduler)
         hidden = check_layer_sizes(hidden_dims, 1)
-        self.save_hyperparameters(ignore=["optimizer"])
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.classifier = MLP([x_dim], hidden, num_classes, activation)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:

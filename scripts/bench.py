@@ -1,0 +1,241 @@
+"""Training throughput of the M2 step against this machine's matrix-multiply bound.
+
+    python scripts/bench.py                      # table on stdout, JSON with --json FILE
+    python scripts/bench.py --models m2 --precisions bf16 --threads 2 --unlabeled 500
+
+For each setting (model: M2 on 784 pixels, or M1+M2's M2 on a 50-d latent; precision fp32 or
+bf16 autocast; torch threads; unlabeled batch size) it times full optimiser steps (forward,
+backward, Adam) on a synthetic batch of 100 labeled + B unlabeled images, and reports:
+
+- images/s (labeled + unlabeled) and the projected seconds per MNIST epoch (50,000 images);
+- the FLOPs of one step, counted by torch's FlopCounterMode (matmuls; forward and backward);
+- the matmul rate measured in the same process at the step's own layer shapes, and the bound
+  it puts on the step (FLOPs / rate), so "x bound" = measured time / bound;
+- peak memory: CUDA's max_memory_allocated on a GPU, else the growth of the process's peak RSS.
+
+Each setting runs in its own subprocess so that thread counts and peak memory do not leak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+EPOCH_IMAGES = 50_000
+LABELED = 100
+VAE_Z = 50
+
+
+def build(model: str, device: torch.device):
+    from ssvae.models.m2 import M2
+
+    x_dim = 784 if model == "m2" else VAE_Z
+    likelihood = "bernoulli" if model == "m2" else "gaussian"
+    m2 = M2(
+        x_dim=x_dim,
+        num_classes=10,
+        num_labeled=LABELED,
+        num_unlabeled=EPOCH_IMAGES - LABELED,
+        likelihood=likelihood,
+        weighting="paper",
+    ).to(device)
+    opt = torch.optim.Adam(m2.parameters(), lr=1e-4)
+    return m2, opt, x_dim
+
+
+def make_batch(x_dim: int, unlabeled: int, gaussian: bool, device: torch.device) -> dict:
+    def images(n: int) -> torch.Tensor:
+        if gaussian:
+            return torch.randn(n, x_dim, device=device)
+        return torch.bernoulli(torch.full((n, x_dim), 0.15, device=device))
+
+    y = torch.randint(0, 10, (LABELED,), device=device)
+    return {"labeled": (images(LABELED), y), "unlabeled": images(unlabeled)}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_rate(shapes: list[tuple[int, int, int]], dtype, device, seconds: float = 1.0) -> float:
+    """GFLOP/s of torch.matmul over the step's (m, k, n) shapes, weighted as the step uses them."""
+    mats = [
+        (
+            torch.randn(m, k, device=device, dtype=dtype),
+            torch.randn(k, n, device=device, dtype=dtype),
+        )
+        for m, k, n in shapes
+    ]
+    flops = sum(2 * m * k * n for m, k, n in shapes)
+    for a, b in mats:  # warm-up
+        a @ b
+    sync(device)
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for a, b in mats:
+            a @ b
+        reps += 1
+    sync(device)
+    return flops * reps / (time.perf_counter() - start) / 1e9
+
+
+def step_shapes(model: str, unlabeled: int) -> list[tuple[int, int, int]]:
+    """The forward matmuls (m, k, n) of one step with M2's 500-unit layers and z of 50."""
+    x = 784 if model == "m2" else VAE_Z
+    out = x if model == "m2" else 2 * x  # Bernoulli logits, or a Gaussian's mean and log-var
+    images = unlabeled + LABELED
+    rows = 10 * unlabeled + LABELED  # every class for every unlabeled image
+    return [
+        (images, x, 500),  # q(y|x) first layer
+        (images, 500, 10),  # q(y|x) logits
+        (images, x, 500),  # q(z|x,y): x's projection, once per image, shared by the classes
+        (rows, 500, 100),  # q(z|x,y): mean and log-variance
+        (rows, 50, 500),  # p(x|y,z): z's projection
+        (rows, 500, out),  # p(x|y,z) head
+    ]
+
+
+def run_one(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    m2, opt, x_dim = build(args.model, device)
+    batch = make_batch(x_dim, args.unlabeled, args.model != "m2", device)
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+
+    def autocast():
+        if args.precision == "bf16":
+            return torch.autocast(device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with autocast():
+            loss = m2.loss_terms(batch)["loss"]
+        loss.backward()
+        opt.step()
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    for _ in range(args.warmup):
+        step()
+    sync(device)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < args.seconds:
+        step()
+        steps += 1
+    sync(device)
+    step_s = (time.perf_counter() - start) / steps
+    if device.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    rate = matmul_rate(step_shapes(args.model, args.unlabeled), dtype, device)
+    images = LABELED + args.unlabeled
+    bound_s = flops / (rate * 1e9)
+    return {
+        "model": args.model,
+        "device": str(device),
+        "precision": args.precision,
+        "threads": args.threads,
+        "unlabeled_batch": args.unlabeled,
+        "step_ms": 1e3 * step_s,
+        "images_per_s": images / step_s,
+        "epoch_s": EPOCH_IMAGES / args.unlabeled * step_s,
+        "step_gflop": flops / 1e9,
+        "achieved_gflops": flops / step_s / 1e9,
+        "matmul_gflops": rate,
+        "bound_epoch_s": EPOCH_IMAGES / args.unlabeled * bound_s,
+        "x_bound": step_s / bound_s,
+        "peak_mb": peak_mb,
+    }
+
+
+COLUMNS = [
+    ("model", "{}"),
+    ("device", "{}"),
+    ("precision", "{}"),
+    ("threads", "{}"),
+    ("unlabeled_batch", "{}"),
+    ("images_per_s", "{:.0f}"),
+    ("epoch_s", "{:.2f}"),
+    ("step_gflop", "{:.2f}"),
+    ("achieved_gflops", "{:.0f}"),
+    ("matmul_gflops", "{:.0f}"),
+    ("bound_epoch_s", "{:.2f}"),
+    ("x_bound", "{:.2f}"),
+    ("peak_mb", "{:.0f}"),
+]
+
+
+def to_markdown(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(name for name, _ in COLUMNS) + " |"]
+    lines.append("| " + " | ".join("---" for _ in COLUMNS) + " |")
+    for row in rows:
+        lines.append("| " + " | ".join(fmt.format(row[name]) for name, fmt in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["m2", "m1m2"], choices=["m2", "m1m2"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--unlabeled", nargs="+", type=int, default=[100, 500])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per setting")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:  # a single setting, in this process
+        args.threads, args.unlabeled = args.threads[0], args.unlabeled[0]
+        print(json.dumps(run_one(args)))
+        return
+    for p in args.precisions:
+        if p not in ("fp32", "bf16"):
+            parser.error(f"--precisions: {p!r} is not one of fp32, bf16")
+    rows = []
+    for model in args.models:
+        for precision in args.precisions:
+            for threads in args.threads:
+                for unlabeled in args.unlabeled:
+                    command = [
+                        sys.executable,
+                        __file__,
+                        "--one",
+                        f"--model={model}",
+                        f"--precision={precision}",
+                        f"--threads={threads}",
+                        f"--unlabeled={unlabeled}",
+                        f"--device={args.device}",
+                        f"--seconds={args.seconds}",
+                        f"--warmup={args.warmup}",
+                    ]
+                    out = subprocess.run(command, capture_output=True, text=True, check=True)
+                    rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+                    print(to_markdown(rows[-1:]).splitlines()[-1], flush=True)
+    print()
+    print(to_markdown(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

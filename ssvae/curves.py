@@ -1,0 +1,194 @@
+"""Time-to-accuracy curves: validation and test error after every epoch against wall time.
+
+``LearningCurve`` is a Lightning callback (``callbacks=learning_curve``). After each validation
+it appends a point to the run's ``curve.json``: epochs done, minutes since training started
+(plus the model's pretraining time, e.g. M1's VAE for M1+M2), validation error, and test error.
+The test error is only recorded to draw the curve; checkpoints are still chosen on validation,
+and the time the curve's own test passes take is left out of the minutes, since a normal run
+does not spend it. An optional budget stops training once the total time reaches it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from ssvae.errors import ConfigError
+from ssvae.io import write_bytes_atomic, write_json_atomic
+
+CURVE_FILE = "curve.json"
+
+
+class LearningCurve(L.Callback):
+    def __init__(self, record_test: bool = True, budget_min: float | None = None) -> None:
+        if budget_min is not None and not budget_min > 0:
+            raise ConfigError(f"callbacks.learning_curve.budget_min={budget_min} must be > 0")
+        self.record_test = record_test
+        self.budget_min = budget_min
+        self.points: list[dict[str, Any]] = []
+        self.elapsed_before_s = 0.0  # training time of earlier sessions of a resumed run
+        self.pretraining_s = 0.0
+        self._start: float | None = None
+        self._excluded_s = 0.0
+
+    # Saved in checkpoints, so a resumed run continues its curve and its clock.
+    def state_dict(self) -> dict[str, Any]:
+        return {"points": self.points, "elapsed_s": self._elapsed_training_s()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.points = list(state_dict.get("points", []))
+        self.elapsed_before_s = float(state_dict.get("elapsed_s", 0.0))
+
+    def _elapsed_training_s(self) -> float:
+        if self._start is None:
+            return self.elapsed_before_s
+        return self.elapsed_before_s + time.perf_counter() - self._start - self._excluded_s
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.pretraining_s = float(getattr(pl_module, "pretraining_time_s", 0.0) or 0.0)
+        self._start = time.perf_counter()
+        self._excluded_s = 0.0
+
+    @torch.no_grad()
+    def _test_error(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float:
+        started = time.perf_counter()
+        was_training = pl_module.training
+        pl_module.eval()
+        wrong = total = 0
+        for x, y in trainer.datamodule.test_dataloader():
+            x, y = x.to(pl_module.device), y.to(pl_module.device)
+            wrong += (pl_module.classify_full_precision(x).argmax(-1) != y).sum().item()
+            total += len(y)
+        pl_module.train(was_training)
+        self._excluded_s += time.perf_counter() - started
+        return wrong / total
+
+    # After the epoch's metrics are final, and before ModelCheckpoint saves (Lightning runs
+    # checkpoint callbacks last), so a checkpoint holds the curve up to its own epoch.
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or "val/err" not in trainer.callback_metrics:
+            return
+        point = {
+            "epoch": trainer.current_epoch + 1,
+            "train_min": self._elapsed_training_s() / 60,
+            "minutes": (self.pretraining_s + self._elapsed_training_s()) / 60,
+            "val_err": float(trainer.callback_metrics["val/err"]),
+            "lr": trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None,
+        }
+        if self.record_test:
+            point["test_err"] = self._test_error(trainer, pl_module)
+        self.points.append(point)
+        if trainer.is_global_zero:
+            write_json_atomic(
+                Path(trainer.default_root_dir) / CURVE_FILE,
+                {"pretraining_min": self.pretraining_s / 60, "points": self.points},
+            )
+        if self.budget_min is not None and point["minutes"] >= self.budget_min:
+            trainer.should_stop = True
+
+
+def error_at(curve: dict[str, Any], minutes: float) -> dict[str, Any] | None:
+    """What a run stopped after ``minutes`` would report: the point with the lowest validation
+    error so far (the earliest on ties, as ModelCheckpoint keeps it); None before the first."""
+    best = None
+    for point in curve["points"]:
+        if point["minutes"] > minutes:
+            break
+        if best is None or point["val_err"] < best["val_err"]:
+            best = point
+    return best
+
+
+def curve_table(curves: Sequence[tuple[str, dict[str, Any]]], marks: Sequence[float]) -> str:
+    """Markdown: for each curve, the test error % of its best-validation epoch at each mark."""
+    header = "| run | " + " | ".join(f"{m:g} min" for m in marks) + " | epochs | minutes |"
+    lines = [header, "| --- |" + " ---: |" * (len(marks) + 2)]
+    for label, curve in curves:
+        cells = []
+        for m in marks:
+            point = error_at(curve, m)
+            cells.append("—" if point is None else f"{100 * point['test_err']:.2f}")
+        last = curve["points"][-1] if curve["points"] else {"epoch": 0, "minutes": 0.0}
+        cells += [str(last["epoch"]), f"{last['minutes']:.1f}"]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def read_curve(run_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / CURVE_FILE).read_text())
+
+
+def plot_curves(
+    curves: Sequence[tuple[str, dict[str, Any]]],
+    path: Path,
+    title: str = "",
+    references: Sequence[tuple[str, float]] = (),
+) -> None:
+    """Test (solid) and validation (dotted) error % against minutes, one colour per curve;
+    ``references`` are horizontal lines such as the paper's numbers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (label, curve), colour in zip(curves, plt.cm.tab10.colors * 3, strict=False):
+        pts = curve["points"]
+        minutes = [p["minutes"] for p in pts]
+        if any("test_err" in p for p in pts):
+            test = [100 * p.get("test_err", math.nan) for p in pts]
+            ax.plot(minutes, test, color=colour, label=f"{label}: test")
+        val = [100 * p["val_err"] for p in pts]
+        ax.plot(minutes, val, color=colour, linestyle=":", label=f"{label}: validation")
+    for label, err in references:
+        ax.axhline(100 * err, color="grey", linestyle="--", linewidth=0.8)
+        ax.annotate(label, (0, 100 * err), textcoords="offset points", xytext=(2, 2), fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xlabel("wall time, minutes (pretraining included)")
+    ax.set_ylabel("error %")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    write_bytes_atomic(Path(path), buffer.getvalue())
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="ssvae-curves", description="Draw the time-to-accuracy curves of runs in one plot."
+    )
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders with a curve.json")
+    parser.add_argument("--labels", nargs="*", help="one legend label per run")
+    parser.add_argument("--out", type=Path, default=Path("curves.png"))
+    parser.add_argument("--title", default="")
+    parser.add_argument(
+        "--at",
+        nargs="*",
+        type=float,
+        default=[],
+        help="also print the test error of the best-validation epoch at these minutes",
+    )
+    args = parser.parse_args(argv)
+    labels = args.labels or [run.name for run in args.runs]
+    if len(labels) != len(args.runs):
+        raise SystemExit("ssvae-curves: error: give one --labels entry per run folder")
+    missing = [str(r) for r in args.runs if not (r / CURVE_FILE).is_file()]
+    if missing:
+        raise SystemExit(f"ssvae-curves: error: no {CURVE_FILE} in {', '.join(missing)}")
+    curves = [(lab, read_curve(r)) for lab, r in zip(labels, args.runs, strict=True)]
+    plot_curves(curves, args.out, args.title)
+    if args.at:
+        print(curve_table(curves, args.at))
+    print(args.out)

@@ -1,0 +1,112 @@
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ssvae.curves import CURVE_FILE, LearningCurve, curve_table, error_at
+from ssvae.errors import ConfigError
+from ssvae.models.base import optimizer_config
+from ssvae.train import train
+from tests.conftest import REPO
+
+TINY = ["model.hidden_dims=[32]", "model.z_dim=4", "num_threads=1"]
+
+
+def test_curve_records_every_epoch_and_checkpoint_choice_stays_on_validation(compose_cfg, tmp_path):
+    cfg = compose_cfg(*TINY, "callbacks=learning_curve", "trainer.max_epochs=4")
+    record = train(cfg)
+    curve = json.loads((tmp_path / "run" / CURVE_FILE).read_text())
+    points = curve["points"]
+    assert [p["epoch"] for p in points] == [1, 2, 3, 4]
+    minutes = [p["minutes"] for p in points]
+    assert minutes == sorted(minutes) and minutes[0] > 0
+    assert all(0 <= p["val_err"] <= 1 and 0 <= p["test_err"] <= 1 for p in points)
+    # The run's best checkpoint is the epoch with the lowest validation error, whatever the
+    # test error did; its test error is the one the curve recorded for that epoch.
+    best = min(points, key=lambda p: (p["val_err"], p["epoch"]))
+    assert record["best_val_acc"] == pytest.approx(1 - best["val_err"], abs=1e-6)
+    assert record["test_err"] == pytest.approx(best["test_err"], abs=1e-6)
+    # Recording the curve is not a variant of its own in the results table.
+    assert record["variant"] == ""
+
+
+def test_budget_stops_training(compose_cfg, tmp_path):
+    cfg = compose_cfg(
+        *TINY,
+        "callbacks=learning_curve",
+        "callbacks.learning_curve.budget_min=1e-9",
+        "trainer.max_epochs=50",
+    )
+    record = train(cfg)
+    assert record["epochs"] == 1
+    assert len(json.loads((tmp_path / "run" / CURVE_FILE).read_text())["points"]) == 1
+
+
+def test_budget_must_be_positive():
+    with pytest.raises(ConfigError, match="budget_min=0 must be > 0"):
+        LearningCurve(budget_min=0)
+
+
+def test_cosine_schedule_is_stepped_per_epoch():
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    config = optimizer_config(
+        params,
+        lambda p: torch.optim.Adam(p, lr=1.0),
+        lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4),
+    )
+    assert config["lr_scheduler"]["interval"] == "epoch"
+    sched = config["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(4):
+        config["optimizer"].step()
+        sched.step()
+        lrs.append(config["optimizer"].param_groups[0]["lr"])
+    # lr_t = (1 + cos(pi t / T)) / 2 for T = 4
+    assert lrs == pytest.approx([(1 + math.cos(math.pi * t / 4)) / 2 for t in range(1, 5)])
+    assert "lr_scheduler" not in optimizer_config(params, lambda p: torch.optim.SGD(p, lr=1), None)
+
+
+def test_time_to_accuracy_script_writes_json_and_png(tmp_path):
+    out = tmp_path / "tta"
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "time_to_accuracy.py"),
+            "--budget-min=5",
+            f"--out={out}",
+            "--",
+            *TINY,
+            "trainer.max_epochs=3",
+            "trainer.enable_progress_bar=false",
+        ],
+        check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=300,
+    )
+    summary = json.loads((out / "time_to_accuracy.json").read_text())
+    assert summary["dataset"] == "digits" and summary["epochs"] == 3
+    assert len(summary["points"]) == 3 and 0 <= summary["test_err"] <= 1
+    png = (out / "time_to_accuracy.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_error_at_reports_the_best_validation_epoch_so_far():
+    curve = {
+        "points": [
+            {"epoch": 1, "minutes": 1.0, "val_err": 0.30, "test_err": 0.31},
+            {"epoch": 2, "minutes": 2.0, "val_err": 0.20, "test_err": 0.25},
+            {"epoch": 3, "minutes": 3.0, "val_err": 0.20, "test_err": 0.10},  # tie: keep epoch 2
+            {"epoch": 4, "minutes": 4.0, "val_err": 0.25, "test_err": 0.05},  # worse validation
+            {"epoch": 5, "minutes": 5.0, "val_err": 0.10, "test_err": 0.12},
+        ]
+    }
+    assert error_at(curve, 0.5) is None
+    assert error_at(curve, 1.5)["epoch"] == 1
+    assert error_at(curve, 4.5)["epoch"] == 2
+    assert error_at(curve, 60)["epoch"] == 5
+    table = curve_table([("run", curve)], [1, 4.5, 60])
+    assert "| run | 31.00 | 25.00 | 12.00 | 5 | 5.0 |" in table
