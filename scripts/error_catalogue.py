@@ -42,6 +42,10 @@ CLI_CASES = [
     ("unwritable output folder", ["hydra.run.dir=/etc/hostname/run"]),
     ("checkpoint that is not one", ["ckpt_path=/etc/hostname"]),
     ("checkpoint for a scikit-learn model", ["model=svm", "ckpt_path=last.ckpt"]),
+    ("negative learning rate", ["model.optimizer.lr=-1"]),
+    ("unknown precision", ["trainer.precision=fp8"]),
+    ("VAE with no epochs", ["model=m1m2", "vae.max_epochs=0"]),
+    ("cosine schedule with no length", ["model/scheduler=cosine", "trainer.max_epochs=-1"]),
 ]
 
 

@@ -7,7 +7,10 @@ the training entry point calls before the trainer starts.
 
 from __future__ import annotations
 
+import typing
+
 from hydra.utils import get_class
+from lightning.fabric.connector import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
 from omegaconf import DictConfig
 
 from ssvae.data.datasets import DATASETS
@@ -49,11 +52,36 @@ def check_config(cfg: DictConfig) -> None:
     if max_epochs is not None and max_epochs != -1:
         _positive_int(max_epochs, "trainer.max_epochs")
     check_scheduler(cfg)
+    check_training(cfg)
     if cfg.get("ckpt_path") and not _trains_by_gradient(cfg.model):
         raise ConfigError(
             f"ckpt_path={cfg.ckpt_path} cannot be used with model={cfg.model.get('name')}: it is "
             "a scikit-learn estimator, fitted afresh each run, with no checkpoints; drop ckpt_path"
         )
+
+
+PRECISIONS = typing.get_args(_PRECISION_INPUT_STR) + typing.get_args(_PRECISION_INPUT_STR_ALIAS)
+
+
+def _positive_number(value: object, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{field}={value} must be a positive number")
+
+
+def check_training(cfg: DictConfig) -> None:
+    """Learning rates, precision and the VAE's epochs: fields whose bad values would otherwise
+    end in a torch traceback mid-run, or (vae.max_epochs=0) silently in an untrained M1."""
+    for field, node in (("model", cfg.model), ("vae.model", cfg.get("vae", {}).get("model"))):
+        optimizer = node.get("optimizer") if node is not None else None
+        if optimizer is not None and "lr" in optimizer:
+            _positive_number(optimizer.lr, f"{field}.optimizer.lr")
+    precision = str(cfg.trainer.get("precision"))
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"trainer.precision={precision} is not known; allowed: {list(PRECISIONS)}"
+        )
+    if cfg.model.get("uses_vae"):
+        _positive_int(cfg.vae.max_epochs, "vae.max_epochs")
 
 
 def check_scheduler(cfg: DictConfig) -> None:

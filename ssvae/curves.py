@@ -139,6 +139,7 @@ def plot_curves(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for (label, curve), colour in zip(curves, plt.cm.tab10.colors * 3, strict=False):
@@ -153,6 +154,10 @@ def plot_curves(
         ax.axhline(100 * err, color="grey", linestyle="--", linewidth=0.8)
         ax.annotate(label, (0, 100 * err), textcoords="offset points", xytext=(2, 2), fontsize=8)
     ax.set_yscale("log")
+    # Plain numbers (2, 3, 5, 10, 20...) rather than 2x10^0 on the log axis.
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("wall time, minutes (pretraining included)")
     ax.set_ylabel("error %")
     ax.grid(True, which="both", alpha=0.3)

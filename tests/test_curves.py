@@ -110,3 +110,31 @@ def test_error_at_reports_the_best_validation_epoch_so_far():
     assert error_at(curve, 60)["epoch"] == 5
     table = curve_table([("run", curve)], [1, 4.5, 60])
     assert "| run | 31.00 | 25.00 | 12.00 | 5 | 5.0 |" in table
+
+
+def test_bench_reports_flops_and_the_matmul_bound(tmp_path):
+    out = tmp_path / "bench.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "bench.py"),
+            "--models=m1m2",
+            "--precisions=fp32",
+            "--threads=1",
+            "--unlabeled=20",
+            "--seconds=0.2",
+            "--warmup=1",
+            f"--json={out}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (row,) = json.loads(out.read_text())
+    assert (row["model"], row["precision"], row["unlabeled_batch"]) == ("m1m2", "fp32", 20)
+    # FLOPs of the step: at least the forward + backward matmuls of q(z|x,y) and p(x|y,z) over
+    # all 10 classes of 20 unlabeled images plus 100 labeled ones (each counted 3x: fwd + bwd).
+    rows = 10 * 20 + 100
+    least = 3 * 2 * rows * (500 * 100 + 50 * 500 + 500 * 100)
+    assert row["step_gflop"] * 1e9 >= least
+    assert row["images_per_s"] > 0 and row["x_bound"] > 0 and row["matmul_gflops"] > 0

@@ -48,6 +48,10 @@ def test_unknown_data_set_or_model_lists_the_choices(compose_cfg):
         (["data.name=svhn"], "data.name='svhn'.*allowed"),
         (["seed=-1"], "seed=-1"),
         (["trainer.max_epochs=0"], "trainer.max_epochs=0"),
+        (["model.optimizer.lr=-1"], "model.optimizer.lr=-1 must be a positive number"),
+        (["model=m1m2", "vae.model.optimizer.lr=0"], "vae.model.optimizer.lr=0 must be"),
+        (["trainer.precision=fp8"], r"trainer.precision=fp8 is not known; allowed: .*bf16-mixed"),
+        (["model=m1m2", "vae.max_epochs=0"], "vae.max_epochs=0 must be a positive integer"),
         (
             ["model/scheduler=cosine", "trainer.max_epochs=-1"],
             r"model.scheduler.T_max=-1 must be a positive number of epochs.*trainer.max_epochs",
