@@ -50,6 +50,14 @@ def cache_key(dataset: str, seed: int, vae_cfg: DictConfig, precision: str) -> s
 
 
 @torch.no_grad()
+def latent_mean_std(vae: VAE, x: torch.Tensor, batch_size: int = 1000) -> list[float]:
+    """The std over ``x`` of each dimension of q(z|x)'s mean: near 0 for unused dimensions."""
+    vae.eval()
+    means = torch.cat([vae.encode(chunk)[0].float() for chunk in x.split(batch_size)])
+    return means.std(0).tolist()
+
+
+@torch.no_grad()
 def mean_elbo(vae: VAE, x: torch.Tensor, batch_size: int = 1000) -> float:
     vae.eval()
     total = sum(vae.elbo(chunk).sum().item() for chunk in x.split(batch_size))
@@ -113,14 +121,19 @@ def pretrained_vae(
     with FileLock(str(folder / ".lock")):
         if path.is_file():
             log.info("reusing the cached M1 VAE %s", path)
-            return PretrainedVAE(
-                _load(path), folder, False, json.loads((folder / "info.json").read_text())
-            )
-        log.info("training the M1 VAE (cached in %s)", folder)
-        vae, info = _train(vae_cfg, datamodule, seed, trainer_cfg, folder)
-        buffer = io.BytesIO()
-        torch.save({"hparams": dict(vae.hparams), "state_dict": vae.state_dict()}, buffer)
-        write_bytes_atomic(path, buffer.getvalue())
-        info["trained_at"] = time.time()
-        write_json_atomic(folder / "info.json", info)
-    return PretrainedVAE(vae, folder, True, info)
+            vae, info = _load(path), json.loads((folder / "info.json").read_text())
+            trained_now = False
+        else:
+            log.info("training the M1 VAE (cached in %s)", folder)
+            vae, info = _train(vae_cfg, datamodule, seed, trainer_cfg, folder)
+            buffer = io.BytesIO()
+            torch.save({"hparams": dict(vae.hparams), "state_dict": vae.state_dict()}, buffer)
+            write_bytes_atomic(path, buffer.getvalue())
+            info["trained_at"] = time.time()
+            trained_now = True
+        if "latent_mean_std" not in info:  # caches written before it was recorded get it now
+            train_x = torch.from_numpy(datamodule.splits.train.x)
+            info["latent_mean_std"] = latent_mean_std(vae, train_x)
+            write_json_atomic(folder / "info.json", info)
+    vae.latent_mean_std = info["latent_mean_std"]
+    return PretrainedVAE(vae, folder, trained_now, info)

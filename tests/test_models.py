@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+from ssvae.errors import ConfigError
 from ssvae.models.m1m2 import M1M2
 from ssvae.models.vae import VAE
 from ssvae.train import train
@@ -79,6 +80,22 @@ def test_m1m2_models_the_latents_of_m1():
     assert not model.vae.training  # Lightning's train() does not unfreeze it
 
 
+def test_m1m2_keeps_only_the_latent_dimensions_m1_uses():
+    torch.manual_seed(0)
+    vae = VAE(x_dim=64, z_dim=6, hidden_dims=[32]).eval().requires_grad_(False)
+    vae.latent_mean_std = [0.5, 0.01, 0.3, 0.05, 0.0, 1.2]  # dimensions 0, 2 and 5 in use
+    settings = dict(vae=vae, num_classes=10, num_labeled=20, num_unlabeled=80, z_dim=4)
+    model = M1M2(x_dim=64, latent_std_threshold=0.1, hidden_dims=[16], **settings).eval()
+    assert model.active_dims.tolist() == [0, 2, 5]
+    assert model.classifier.first[0].in_features == 3
+    x = torch.rand(4, 64)
+    torch.testing.assert_close(model.features(x), vae.encode(x)[0][:, [0, 2, 5]])
+    # 0 keeps every dimension, as does a VAE that carries no statistics.
+    assert M1M2(x_dim=64, hidden_dims=[16], **settings).active_dims.tolist() == list(range(6))
+    with pytest.raises(ConfigError, match="latent_std_threshold=2 leaves none.*1.200"):
+        M1M2(x_dim=64, latent_std_threshold=2, hidden_dims=[16], **settings)
+
+
 def test_m1m2_runs_end_to_end(compose_cfg, tmp_path, recwarn):
     record = train(
         compose_cfg(
@@ -90,6 +107,8 @@ def test_m1m2_runs_end_to_end(compose_cfg, tmp_path, recwarn):
         )
     )
     assert record["status"] == "ok" and record["model"] == "m1m2" and record["vae"]["epochs"] == 3
+    # The VAE's cache records how much each latent mean varies (which dimensions M1 uses).
+    assert len(record["vae"]["latent_mean_std"]) == 8
     # The frozen VAE is in eval mode by design: no Lightning warning about it on every run.
     assert not [w for w in recwarn if "in eval mode" in str(w.message)]
 

@@ -34,6 +34,9 @@ class VAE(L.LightningModule):
         self.binarize = binarize
         self.encoder = GaussianMLP([x_dim], hidden, z_dim, activation)  # q(z|x)
         self.decoder = MLP([z_dim], list(reversed(hidden)), x_dim, activation)  # p(x|z)
+        # Set by ssvae.pretrain: each latent mean's std over the training images (which
+        # dimensions M1 uses; M1+M2 can keep only those).
+        self.latent_mean_std: list[float] | None = None
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x)'s mean and log-variance."""
