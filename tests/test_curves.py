@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ssvae.curves import CURVE_FILE, LearningCurve, curve_table, error_at
+from ssvae.curves import main as curves_main
 from ssvae.errors import ConfigError
 from ssvae.models.base import optimizer_config
 from ssvae.train import train
@@ -138,3 +139,19 @@ def test_bench_reports_flops_and_the_matmul_bound(tmp_path):
     least = 3 * 2 * rows * (500 * 100 + 50 * 500 + 500 * 100)
     assert row["step_gflop"] * 1e9 >= least
     assert row["images_per_s"] > 0 and row["x_bound"] > 0 and row["matmul_gflops"] > 0
+
+
+def test_curves_cli_draws_runs_and_refuses_folders_without_a_curve(tmp_path, capsys):
+    curve = {"points": [{"epoch": 1, "minutes": 1.0, "val_err": 0.2, "test_err": 0.25}]}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / CURVE_FILE).write_text(json.dumps(curve))
+    out = tmp_path / "c.png"
+    curves_main([str(tmp_path / "a"), str(tmp_path / "b"), f"--out={out}", "--at", "1"])
+    assert out.read_bytes().startswith(b"\x89PNG")
+    assert "| a | 25.00 | 1 | 1.0 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=f"no {CURVE_FILE} in .*nothing"):
+        curves_main([str(tmp_path / "nothing"), f"--out={tmp_path / 'd.png'}"])
+    with pytest.raises(SystemExit, match="one --labels entry per run"):
+        curves_main([str(tmp_path / "a"), "--labels", "x", "y"])
+    assert not (tmp_path / "d.png").exists()
