@@ -162,10 +162,11 @@ def plot_curves(
     ax.set_ylabel("error %")
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper right")
+    # Below the axes, so that it hides no curve; bbox_inches="tight" makes room for it.
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     write_bytes_atomic(Path(path), buffer.getvalue())
 
