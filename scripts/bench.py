@@ -89,19 +89,19 @@ def matmul_rate(shapes: list[tuple[int, int, int]], dtype, device, seconds: floa
     return flops * reps / (time.perf_counter() - start) / 1e9
 
 
-def step_shapes(model: str, unlabeled: int) -> list[tuple[int, int, int]]:
-    """The forward matmuls (m, k, n) of one step with M2's 500-unit layers and z of 50."""
-    x = 784 if model == "m2" else VAE_Z
-    out = x if model == "m2" else 2 * x  # Bernoulli logits, or a Gaussian's mean and log-var
+def step_shapes(m2, unlabeled: int) -> list[tuple[int, int, int]]:
+    """The forward matmuls (m, k, n) of one step of ``m2`` (one hidden layer, as configured)."""
+    x, hidden, z = m2.hparams.x_dim, m2.hparams.hidden_dims[0], m2.hparams.z_dim
+    out = m2.decoder.rest[-1].out_features  # Bernoulli logits, or a Gaussian's mean and log-var
     images = unlabeled + LABELED
     rows = 10 * unlabeled + LABELED  # every class for every unlabeled image
     return [
-        (images, x, 500),  # q(y|x) first layer
-        (images, 500, 10),  # q(y|x) logits
-        (images, x, 500),  # q(z|x,y): x's projection, once per image, shared by the classes
-        (rows, 500, 100),  # q(z|x,y): mean and log-variance
-        (rows, 50, 500),  # p(x|y,z): z's projection
-        (rows, 500, out),  # p(x|y,z) head
+        (images, x, hidden),  # q(y|x) first layer
+        (images, hidden, 10),  # q(y|x) logits
+        (images, x, hidden),  # q(z|x,y): x's projection, once per image, shared by the classes
+        (rows, hidden, 2 * z),  # q(z|x,y): mean and log-variance
+        (rows, z, hidden),  # p(x|y,z): z's projection
+        (rows, hidden, out),  # p(x|y,z) head
     ]
 
 
@@ -144,7 +144,7 @@ def run_one(args: argparse.Namespace) -> dict:
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
-    rate = matmul_rate(step_shapes(args.model, args.unlabeled), dtype, device)
+    rate = matmul_rate(step_shapes(m2, args.unlabeled), dtype, device)
     images = LABELED + args.unlabeled
     bound_s = flops / (rate * 1e9)
     return {

@@ -16,6 +16,12 @@ from tests.conftest import REPO
 TINY = ["model.hidden_dims=[32]", "model.z_dim=4", "num_threads=1"]
 
 
+def run_script(name: str, *args: str, cwd) -> None:
+    """Run ``scripts/<name>`` as a user would, failing the test if it fails."""
+    command = [sys.executable, str(REPO / "scripts" / name), *args]
+    subprocess.run(command, check=True, cwd=cwd, capture_output=True, timeout=300)
+
+
 def test_curve_records_every_epoch_and_checkpoint_choice_stays_on_validation(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "callbacks=learning_curve", "trainer.max_epochs=4")
     record = train(cfg)
@@ -72,21 +78,15 @@ def test_cosine_schedule_is_stepped_per_epoch():
 
 def test_time_to_accuracy_script_writes_json_and_png(tmp_path):
     out = tmp_path / "tta"
-    subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "time_to_accuracy.py"),
-            "--budget-min=5",
-            f"--out={out}",
-            "--",
-            *TINY,
-            "trainer.max_epochs=3",
-            "trainer.enable_progress_bar=false",
-        ],
-        check=True,
+    run_script(
+        "time_to_accuracy.py",
+        "--budget-min=5",
+        f"--out={out}",
+        "--",
+        *TINY,
+        "trainer.max_epochs=3",
+        "trainer.enable_progress_bar=false",
         cwd=tmp_path,
-        capture_output=True,
-        timeout=300,
     )
     summary = json.loads((out / "time_to_accuracy.json").read_text())
     assert summary["dataset"] == "digits" and summary["epochs"] == 3
@@ -115,21 +115,16 @@ def test_error_at_reports_the_best_validation_epoch_so_far():
 
 def test_bench_reports_flops_and_the_matmul_bound(tmp_path):
     out = tmp_path / "bench.json"
-    subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "bench.py"),
-            "--models=m1m2",
-            "--precisions=fp32",
-            "--threads=1",
-            "--unlabeled=20",
-            "--seconds=0.2",
-            "--warmup=1",
-            f"--json={out}",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
+    run_script(
+        "bench.py",
+        "--models=m1m2",
+        "--precisions=fp32",
+        "--threads=1",
+        "--unlabeled=20",
+        "--seconds=0.2",
+        "--warmup=1",
+        f"--json={out}",
+        cwd=tmp_path,
     )
     (row,) = json.loads(out.read_text())
     assert (row["model"], row["precision"], row["unlabeled_batch"]) == ("m1m2", "fp32", 20)

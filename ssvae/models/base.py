@@ -39,8 +39,10 @@ class SemiSupervisedModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
-        # Set by the training entry point: which model, data and settings made a checkpoint.
+        # Set by the training entry point: which model, data and settings made a checkpoint, and
+        # the seconds its pretraining took (M1's VAE), which time-to-accuracy curves count.
         self.identity: dict = {}
+        self.pretraining_time_s = 0.0
         self._rng_to_restore: torch.Tensor | None = None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
