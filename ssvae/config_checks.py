@@ -11,9 +11,8 @@ import typing
 
 from hydra.utils import get_class
 from lightning.fabric.connector import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from ssvae.data.datasets import DATASETS
 from ssvae.errors import ConfigError
 
 
@@ -23,17 +22,22 @@ def _positive_int(value: object, field: str) -> None:
 
 
 def check_data(data: DictConfig) -> None:
-    if data.name not in DATASETS:
-        raise ConfigError(f"data.name={data.name!r} is not known; allowed: {list(DATASETS)}")
+    # File-based sources need data.path; `in` on a DictConfig skips a missing (???) value.
+    for field in ("path",):
+        if field in list(data) and (OmegaConf.is_missing(data, field) or data[field] is None):
+            raise ConfigError(
+                f"data.{field} is not set; give the file or folder to read, e.g. "
+                f"ssvae-train data=... data.{field}=FILE"
+            )
     count, fraction = data.get("num_labels"), data.get("label_fraction")
-    if (count is None) == (fraction is None):
+    if count is not None and fraction is not None:
         raise ConfigError(
-            "set exactly one of data.num_labels (a count) and data.label_fraction (in (0, 1]); "
+            "set at most one of data.num_labels (a count) and data.label_fraction (in (0, 1]); "
             f"got num_labels={count}, label_fraction={fraction}"
         )
     if count is not None:
         _positive_int(count, "data.num_labels")
-    elif (
+    elif fraction is not None and (
         isinstance(fraction, bool)
         or not isinstance(fraction, (int, float))
         or not 0 < fraction <= 1

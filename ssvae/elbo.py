@@ -10,6 +10,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ssvae.errors import ConfigError
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -58,3 +60,18 @@ def unlabeled_elbo(elbo_per_class: torch.Tensor, class_logits: torch.Tensor) -> 
     """
     q_y = F.softmax(class_logits, dim=-1)  # (B, K)
     return (q_y * elbo_per_class.transpose(0, 1)).sum(-1) + categorical_entropy(class_logits)
+
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+def check_likelihood(likelihood: str) -> None:
+    if likelihood not in LIKELIHOODS:
+        raise ConfigError(f"likelihood={likelihood!r} is not known; allowed: {list(LIKELIHOODS)}")
+
+
+def log_likelihood(likelihood: str, x: torch.Tensor, decoded) -> torch.Tensor:
+    """log p(x | ...) of a decoder's output: Bernoulli logits, or a Gaussian's (mean, logvar)."""
+    if likelihood == "gaussian":
+        return gaussian_log_prob(x, *decoded)
+    return bernoulli_log_prob(decoded, x)

@@ -39,13 +39,23 @@ class PretrainedVAE:
     info: dict[str, Any]
 
 
-def cache_key(dataset: str, seed: int, vae_cfg: DictConfig, precision: str) -> str:
+def cache_key(
+    dataset: str,
+    seed: int,
+    vae_cfg: DictConfig,
+    precision: str,
+    data_identity: dict[str, Any] | None = None,
+) -> str:
+    """A digest of what the VAE depends on. ``data_identity`` tells apart files that share a name
+    (None for the built-in data sets, whose keys stay what they were before it existed)."""
     settings = {
         "dataset": dataset,
         "seed": seed,
         "vae": OmegaConf.to_container(vae_cfg, resolve=True),
         "precision": str(precision),
     }
+    if data_identity is not None:
+        settings["data"] = data_identity
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -79,7 +89,9 @@ def _train(
     folder: Path,
 ) -> tuple[VAE, dict[str, Any]]:
     L.seed_everything(seed, workers=True)
-    vae = instantiate(vae_cfg.model, x_dim=datamodule.x_dim, _convert_="all")
+    vae = instantiate(
+        vae_cfg.model, x_dim=datamodule.x_dim, likelihood=datamodule.likelihood, _convert_="all"
+    )
     train_x = torch.from_numpy(datamodule.splits.train.x)  # every training image, no labels
     loader = TensorBatches(train_x, batch_size=vae_cfg.batch_size, shuffle=True, seed=seed)
     val_x = torch.from_numpy(datamodule.splits.val.x)
@@ -114,7 +126,10 @@ def pretrained_vae(
     cache_dir: Path,
 ) -> PretrainedVAE:
     """The cached VAE for these settings, training (and caching) it first if needed."""
-    key = cache_key(datamodule.name, seed, vae_cfg, trainer_cfg.precision)
+    identity = datamodule.cache_identity()
+    if identity is not None or datamodule.likelihood != "bernoulli":
+        identity = {**(identity or {}), "likelihood": datamodule.likelihood}
+    key = cache_key(datamodule.name, seed, vae_cfg, trainer_cfg.precision, identity)
     folder = Path(cache_dir) / f"vae-{datamodule.name}-seed{seed}-{key}"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "vae.ckpt"

@@ -21,6 +21,8 @@ from ssvae.errors import ConfigError
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
+# How the run read its data: class names in index order, standardisation, held-out rows.
+DATA_FILE = "data.json"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 # Settings that change where or how fast a job runs, not what it computes. (conf/config.yaml's
 # hydra.job.config.override_dirname.exclude_keys lists the ones users commonly override.)
@@ -40,9 +42,36 @@ def is_plumbing(key: str) -> bool:
     )
 
 
+# Settings added after sweeps were made, at the values that reproduce what those sweeps did: left
+# out of the digest, so that an unfinished sweep resumes after an upgrade instead of restarting.
+ADDED_LATER = {
+    "data": {
+        "label_selection": "balanced",
+        "likelihood": "auto",
+        "val_fraction": 0.1,
+        "test_fraction": 0.2,
+        "split_seed": 0,
+    },
+    "model": {"prior_y": "uniform"},
+}
+
+# Classes renamed since: the digest keeps their old names, for the same reason.
+RENAMED_TARGETS = {
+    "data": {"ssvae.data.builtin.BuiltinData": "ssvae.data.datamodule.SemiSupervisedDataModule"}
+}
+
+
 def fingerprint(cfg: DictConfig) -> str:
     """A digest of the settings that determine a job's result."""
     settings = OmegaConf.to_container(cfg, resolve=True)
+    for group, neutral in ADDED_LATER.items():
+        node = settings.get(group) or {}
+        for key, value in neutral.items():
+            if key in node and node[key] == value:
+                del node[key]
+    for group, renamed in RENAMED_TARGETS.items():
+        node = settings.get(group) or {}
+        node["_target_"] = renamed.get(node.get("_target_"), node.get("_target_"))
     for key in PLUMBING_KEYS:
         settings.pop(key, None)
     for key in PLUMBING_DATA_KEYS:

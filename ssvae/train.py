@@ -10,6 +10,7 @@ Running a job again in the same folder skips it if its result is complete, and r
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 import warnings
@@ -23,7 +24,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
@@ -34,6 +35,7 @@ from ssvae.io import write_json_atomic
 from ssvae.pretrain import pretrained_vae
 from ssvae.report import variant_of
 from ssvae.runs import (
+    DATA_FILE,
     RESULT_FILE,
     check_identity,
     check_output_dir,
@@ -61,6 +63,19 @@ def output_dir_of(cfg: DictConfig) -> Path:
 
 # Keys of a model config that are not constructor arguments.
 NOT_MODEL_ARGS = ("name", "uses_vae")
+
+
+def facts_taken_by(target: str, facts: dict[str, Any]) -> dict[str, Any]:
+    """The data facts (x_dim, num_classes, likelihood, ...) that a model's constructor names:
+    a model states what it needs from the data in its signature, and the entry point stays free
+    of branches on model kinds."""
+    try:
+        parameters = inspect.signature(get_object(target)).parameters
+    except Exception:  # a bad _target_ is reported, with its choices, when the model is built
+        return facts
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return facts
+    return {key: value for key, value in facts.items() if key in parameters}
 
 
 def model_name(cfg: DictConfig) -> str:
@@ -148,10 +163,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model = build(
         model_cfg,
         _convert_="all",  # plain lists in hparams, so checkpoints load with weights_only=True
-        x_dim=datamodule.x_dim,
-        num_classes=datamodule.num_classes,
-        num_labeled=datamodule.num_labeled,
-        num_unlabeled=datamodule.num_unlabeled,
+        **facts_taken_by(model_cfg._target_, datamodule.model_facts()),
         **extra,
     )
     model.pretraining_time_s = pretraining_s  # counted by time-to-accuracy curves
@@ -180,8 +192,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "fingerprint": settings_digest,
         "resumed_from": str(start_from) if start_from else None,
         "vae": vae_info,
+        "data": {"likelihood": datamodule.likelihood, "class_names": datamodule.class_names},
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+    if trainer.is_global_zero:  # how the data was read: classes, standardisation, split rows
+        write_json_atomic(output_dir / DATA_FILE, datamodule.record())
     start = time.perf_counter()
     if not getattr(model, "trains_by_gradient", True):
         return fit_and_test_estimator(model, datamodule, trainer, record, output_dir, start)

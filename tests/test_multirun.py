@@ -24,6 +24,6 @@ def test_bad_setting_exits_with_one_clear_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "ssvae: error: data.num_labels=55 cannot be balanced across 10 classes; "
-        "use a multiple of 10"
+        "use a multiple of 10, or data.label_selection=stratified"
     )
     assert "Traceback" not in result.stderr

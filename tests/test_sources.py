@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from ssvae.data.datasets import load_splits
+from ssvae.data.datasets import load_idx_splits
 from ssvae.data.sources import (
     DATA_ROOT_ENV,
     IdxDataset,
@@ -129,7 +129,7 @@ def test_data_root_from_argument_env_or_default(monkeypatch, tmp_path):
 @needs_mnist
 @pytest.mark.parametrize("root", [SHARED_DATA, SHARED_DATA / "mnist"])
 def test_mnist_splits_from_the_shared_folder(root):
-    splits = load_splits("mnist", root, download=False)
+    splits = load_idx_splits("mnist", root, download=False)
     assert splits.train.x.shape == (50_000, 784)
     assert splits.val.x.shape == (10_000, 784) and splits.test.x.shape == (10_000, 784)
     assert splits.train.x.min() >= 0.0 and splits.train.x.max() <= 1.0

@@ -1,8 +1,16 @@
-"""The Lightning data module: a labeled subset and an unlabeled pool, batched together."""
+"""The Lightning data module: a labeled subset and an unlabeled pool, batched together.
+
+``SemiSupervisedDataModule`` owns what every data set shares: holding out validation and test
+rows when a source has none, checking the classes, choosing the likelihood, standardising
+real-valued features, choosing the labeled subset and batching. A data source is a subclass
+that implements ``load()`` (``ssvae.data.builtin``, ``npz``, ``tabular``, ``image_folder``), with
+one config under ``conf/data/``.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -10,12 +18,19 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader
 
 from ssvae.data.batches import TensorBatches
-from ssvae.data.datasets import DATASETS, SplitData, load_splits
+from ssvae.data.datasets import UNLABELED, Split, SplitData
+from ssvae.data.holdout import hold_out
 from ssvae.data.labels import resolve_num_labels, select_labeled
-from ssvae.data.sources import IDX_DATASETS, find_or_download, resolve_data_root
-from ssvae.errors import ConfigError
+from ssvae.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
+
+LIKELIHOODS = ("auto", "bernoulli", "gaussian")
+
+
+def _positive_int(value: object, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"data.{field}={value} must be a positive integer")
 
 
 class SemiSupervisedDataModule(L.LightningDataModule):
@@ -24,13 +39,14 @@ class SemiSupervisedDataModule(L.LightningDataModule):
     The labeled loader is cycled (Lightning's ``max_size_cycle``): an epoch is one pass over the
     unlabeled pool, and the small labeled set restarts, reshuffled, whenever it runs out.
     Validation and test loaders yield ``(x, y)`` from the fixed validation and test splits.
+
+    The labeled subset is ``num_labels`` (or ``label_fraction``) of the training rows that have a
+    label, or all of them when neither is set; labeled rows not chosen join the unlabeled pool.
     """
 
     def __init__(
         self,
-        name: str = "digits",
-        root: str | None = None,
-        download: bool = True,
+        name: str,
         num_labels: int | None = None,
         label_fraction: float | None = None,
         seed: int = 0,
@@ -38,17 +54,20 @@ class SemiSupervisedDataModule(L.LightningDataModule):
         unlabeled_batch_size: int = 100,
         eval_batch_size: int = 1000,
         unlabeled_includes_labeled: bool = False,
+        label_selection: str = "balanced",
+        likelihood: str = "auto",
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        split_seed: int = 0,
     ) -> None:
         super().__init__()
-        if name not in DATASETS:
-            raise ConfigError(f"data.name={name!r} is not known; allowed: {list(DATASETS)}")
         for field in ("labeled_batch_size", "unlabeled_batch_size", "eval_batch_size"):
-            value = locals()[field]
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"data.{field}={value} must be a positive integer")
+            _positive_int(locals()[field], field)
+        if likelihood not in LIKELIHOODS:
+            raise ConfigError(
+                f"data.likelihood={likelihood!r} is not known; allowed: {LIKELIHOODS}"
+            )
         self.name = name
-        self.root = resolve_data_root(root)
-        self.download = download
         self.num_labels_requested = num_labels
         self.label_fraction = label_fraction
         self.seed = seed
@@ -56,43 +75,155 @@ class SemiSupervisedDataModule(L.LightningDataModule):
         self.unlabeled_batch_size = unlabeled_batch_size
         self.eval_batch_size = eval_batch_size
         self.unlabeled_includes_labeled = unlabeled_includes_labeled
+        self.label_selection = label_selection
+        self.likelihood_setting = likelihood
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.split_seed = split_seed
         self.splits: SplitData | None = None
+        self.split_record: dict = {}
+        self.standardization: dict[str, list[float]] | None = None
         self._train_batches: dict[str, TensorBatches] = {}
         self._batch_order_to_restore: dict[str, torch.Tensor] = {}
 
-    def prepare_data(self) -> None:
-        # Runs on one process: fetch missing files (verified on download), set no state.
-        if self.name in IDX_DATASETS:
-            find_or_download(IDX_DATASETS[self.name], self.root, self.download)
+    # --- what a data source implements -------------------------------------------------------
+    def load(self) -> SplitData:
+        """The source's rows: training rows (label -1 where unknown), optional val/test."""
+        raise NotImplementedError
 
+    @property
+    def source(self) -> str:
+        """How error messages name the data: a file or folder, or the data set's name."""
+        return self.name
+
+    def cache_identity(self) -> dict[str, Any] | None:
+        """What, beyond ``name``, tells this data apart in the M1 VAE cache (files: path, size,
+        time); None for the built-in data sets, whose name says it all."""
+        return None
+
+    # --- setup ---------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
             return
-        splits = load_splits(self.name, self.root, self.download)
-        train = splits.train
-        self.num_labels = resolve_num_labels(
-            self.num_labels_requested, self.label_fraction, len(train.y), splits.num_classes
-        )
-        self.labeled_idx = select_labeled(train.y, self.num_labels, splits.num_classes, self.seed)
-        if self.unlabeled_includes_labeled:
-            unlabeled_idx = np.arange(len(train.y))
+        splits = self.load()
+        self._check_rows(splits)
+        self._check_classes(splits)  # before the hold-out, which needs every class labeled
+        if splits.val is None or splits.test is None:
+            train, val, test, record = hold_out(
+                splits.train,
+                splits.val,
+                splits.test,
+                self.val_fraction,
+                self.test_fraction,
+                self.split_seed,
+            )
+            splits.train, splits.val, splits.test = train, val, test
+            self.split_record = record
         else:
-            unlabeled_idx = np.setdiff1d(np.arange(len(train.y)), self.labeled_idx)
+            self.split_record = {"val": "given", "test": "given"}
+        self._check_classes(splits)  # the hold-out may have taken a class's only labeled rows
+        self.likelihood = self._resolve_likelihood(splits.train.x)
+        if self.likelihood == "gaussian":
+            self._standardize(splits)
         self.splits = splits
-        self._x_labeled = torch.from_numpy(train.x[self.labeled_idx])
-        self._y_labeled = torch.from_numpy(train.y[self.labeled_idx])
-        self._x_unlabeled = torch.from_numpy(train.x[unlabeled_idx])
+        self._choose_labeled(splits.train, splits.num_classes)
         self._val = (torch.from_numpy(splits.val.x), torch.from_numpy(splits.val.y))
         self._test = (torch.from_numpy(splits.test.x), torch.from_numpy(splits.test.y))
         log.info(
-            "%s: %d labeled, %d unlabeled, %d validation, %d test images",
+            "%s: %d labeled, %d unlabeled, %d validation, %d test rows; %s likelihood",
             self.name,
             self.num_labeled,
             self.num_unlabeled,
             len(self._val[1]),
             len(self._test[1]),
+            self.likelihood,
         )
+        if self.num_unlabeled == 0:
+            log.warning(
+                "%s: the unlabeled pool is empty; generative models train on their labeled "
+                "terms only (set data.num_labels below the labeled rows to hide some labels)",
+                self.source,
+            )
 
+    def _check_rows(self, splits: SplitData) -> None:
+        named = (("train", splits.train), ("val", splits.val), ("test", splits.test))
+        for split_name, split in named:
+            if split is None:
+                continue
+            if len(split.x) != len(split.y):
+                raise DataError(
+                    f"{self.source}: {split_name} has {len(split.x)} rows of features but "
+                    f"{len(split.y)} labels"
+                )
+            bad = np.flatnonzero(~np.isfinite(split.x).all(axis=1))
+            if len(bad):
+                raise DataError(
+                    f"{self.source}: {split_name} row {bad[0]} has a NaN or infinite value"
+                )
+        if splits.val is not None and (splits.val.y < 0).any():
+            raise DataError(f"{self.source}: every validation row needs a label")
+        if splits.test is not None and (splits.test.y < 0).any():
+            raise DataError(f"{self.source}: every test row needs a label")
+
+    def _check_classes(self, splits: SplitData) -> None:
+        names = splits.class_names
+        if len(names) < 2:
+            raise DataError(
+                f"{self.source}: found {len(names)} class ({names}); classification needs at "
+                "least two"
+            )
+        labeled = splits.train.y[splits.train.y != UNLABELED]
+        counts = np.bincount(labeled, minlength=len(names))
+        empty = [names[i] for i in np.flatnonzero(counts == 0)]
+        if empty:
+            raise DataError(
+                f"{self.source}: class {empty[0]!r} has no labeled example among the training "
+                f"rows ({len(empty)} such class(es)); label at least one, or drop the class"
+            )
+
+    def _resolve_likelihood(self, x: np.ndarray) -> str:
+        """auto: Bernoulli when every training value is in [0, 1] (images), else Gaussian."""
+        in_unit_range = bool(x.size) and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+        if self.likelihood_setting == "auto":
+            return "bernoulli" if in_unit_range else "gaussian"
+        if self.likelihood_setting == "bernoulli" and not in_unit_range:
+            raise ConfigError(
+                f"data.likelihood=bernoulli needs features in [0, 1], but {self.source} has "
+                f"values in [{x.min():.3g}, {x.max():.3g}]; use data.likelihood=gaussian or auto"
+            )
+        return self.likelihood_setting
+
+    def _standardize(self, splits: SplitData) -> None:
+        """Zero mean, unit variance per feature, from the training rows only (never val/test)."""
+        mean = splits.train.x.mean(0)
+        std = splits.train.x.std(0)
+        std = np.where(std > 1e-8, std, 1.0)  # a constant feature stays constant
+        for split in (splits.train, splits.val, splits.test):
+            split.x = ((split.x - mean) / std).astype(np.float32)
+        self.standardization = {"mean": mean.tolist(), "std": std.tolist()}
+
+    def _choose_labeled(self, train: Split, num_classes: int) -> None:
+        has_label = train.y != UNLABELED
+        self.num_labels = resolve_num_labels(
+            self.num_labels_requested,
+            self.label_fraction,
+            len(train.y),
+            num_classes,
+            self.label_selection,
+            available=int(has_label.sum()),
+        )
+        self.labeled_idx = select_labeled(
+            train.y, self.num_labels, num_classes, self.seed, self.label_selection
+        )
+        if self.unlabeled_includes_labeled:
+            unlabeled_idx = np.arange(len(train.y))
+        else:
+            unlabeled_idx = np.setdiff1d(np.arange(len(train.y)), self.labeled_idx)
+        self._x_labeled = torch.from_numpy(train.x[self.labeled_idx])
+        self._y_labeled = torch.from_numpy(train.y[self.labeled_idx])
+        self._x_unlabeled = torch.from_numpy(train.x[unlabeled_idx])
+
+    # --- what models and records read ----------------------------------------------------------
     @property
     def x_dim(self) -> int:
         return self._x_labeled.shape[1]
@@ -102,6 +233,10 @@ class SemiSupervisedDataModule(L.LightningDataModule):
         return self.splits.num_classes
 
     @property
+    def class_names(self) -> list[str]:
+        return self.splits.class_names
+
+    @property
     def num_labeled(self) -> int:
         return len(self._y_labeled)
 
@@ -109,6 +244,38 @@ class SemiSupervisedDataModule(L.LightningDataModule):
     def num_unlabeled(self) -> int:
         return len(self._x_unlabeled)
 
+    @property
+    def labeled_class_counts(self) -> list[int]:
+        return torch.bincount(self._y_labeled, minlength=self.num_classes).tolist()
+
+    def model_facts(self) -> dict[str, Any]:
+        """What a model may take from the data (each model's constructor names those it uses)."""
+        return {
+            "x_dim": self.x_dim,
+            "num_classes": self.num_classes,
+            "num_labeled": self.num_labeled,
+            "num_unlabeled": self.num_unlabeled,
+            "likelihood": self.likelihood,
+            "labeled_class_counts": self.labeled_class_counts,
+        }
+
+    def record(self) -> dict[str, Any]:
+        """Everything needed to read this run's data again the same way (the run's data.json):
+        class names in index order, the likelihood, the standardisation and the split."""
+        splits = self.splits
+        return {
+            "name": self.name,
+            "source": self.source,
+            "origin": splits.origin,
+            "class_names": splits.class_names,
+            "feature_names": splits.feature_names,
+            "shape": list(splits.shape) or [self.x_dim],
+            "likelihood": self.likelihood,
+            "standardization": self.standardization,
+            "split": self.split_record,
+        }
+
+    # --- loaders -------------------------------------------------------------------------------
     def _on_device(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The tensors on the trainer's device: on a GPU the data stays resident there, so a
         batch is a gather on the device instead of a copy from the host every step."""

@@ -19,12 +19,12 @@ import torch
 import torch.nn.functional as F
 
 from ssvae import elbo
+from ssvae.elbo import check_likelihood, log_likelihood
 from ssvae.errors import ConfigError
 from ssvae.models.base import OptimizerFactory, SchedulerFactory, SemiSupervisedModule
 from ssvae.nets import MLP, GaussianMLP, check_layer_sizes
 
 WEIGHTINGS = ("paper", "balanced")
-LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 def term_weights(
@@ -47,6 +47,21 @@ def term_weights(
     raise ConfigError(f"model.weighting={weighting!r} is not known; allowed: {list(WEIGHTINGS)}")
 
 
+PRIORS = ("uniform", "labeled")
+
+
+def log_class_prior(
+    prior_y: str, num_classes: int, labeled_class_counts: Sequence[int] | None
+) -> torch.Tensor:
+    """log p(y): uniform (the paper), or "labeled": the labeled subset's class frequencies."""
+    if prior_y == "uniform" or (prior_y == "labeled" and labeled_class_counts is None):
+        return torch.full((num_classes,), -math.log(num_classes))
+    if prior_y != "labeled":
+        raise ConfigError(f"model.prior_y={prior_y!r} is not known; allowed: {list(PRIORS)}")
+    counts = torch.as_tensor(labeled_class_counts, dtype=torch.float32)
+    return torch.log(counts / counts.sum())
+
+
 class M2(SemiSupervisedModule):
     def __init__(
         self,
@@ -61,6 +76,8 @@ class M2(SemiSupervisedModule):
         weighting: str = "balanced",
         binarize: bool = False,
         likelihood: str = "bernoulli",
+        prior_y: str = "uniform",
+        labeled_class_counts: Sequence[int] | None = None,
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
     ) -> None:
@@ -68,18 +85,20 @@ class M2(SemiSupervisedModule):
         hidden = check_layer_sizes(hidden_dims, z_dim)
         if not alpha_scale >= 0:
             raise ConfigError(f"model.alpha_scale={alpha_scale} must be >= 0")
-        if likelihood not in LIKELIHOODS:
-            raise ConfigError(f"model.likelihood={likelihood!r}; allowed: {list(LIKELIHOODS)}")
+        check_likelihood(likelihood)
         self.weights = term_weights(weighting, alpha_scale, num_labeled, num_unlabeled)
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "vae"])
         self.num_classes = num_classes
-        self.binarize = binarize
+        # Re-binarising makes sense for grey levels in [0, 1] only.
+        self.binarize = binarize and likelihood == "bernoulli"
         self.likelihood = likelihood
         self.classifier = MLP([x_dim], hidden, num_classes, activation)  # q(y|x)
         self.encoder = GaussianMLP([x_dim, num_classes], hidden, z_dim, activation)  # q(z|x,y)
         decoder = GaussianMLP if likelihood == "gaussian" else MLP
         self.decoder = decoder([num_classes, z_dim], hidden, x_dim, activation)  # p(x|y,z)
-        self.log_prior_y = -math.log(num_classes)  # log p(y), uniform
+        # log p(y), (K,): uniform, or the labeled subset's class frequencies (imbalanced data).
+        # Not a buffer: it follows from the hyperparameters, and checkpoints stay as they were.
+        self.log_prior_y = log_class_prior(prior_y, num_classes, labeled_class_counts)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """What the model sees of an image: the image itself here (M1+M2: a latent of it)."""
@@ -89,10 +108,8 @@ class M2(SemiSupervisedModule):
         return self.classifier(self.features(x))
 
     def log_likelihood(self, x: torch.Tensor, decoded) -> torch.Tensor:
-        """log p(x|y,z): Bernoulli on pixels, or Gaussian (M1+M2's p(z1|y,z2))."""
-        if self.likelihood == "gaussian":
-            return elbo.gaussian_log_prob(x, *decoded)
-        return elbo.bernoulli_log_prob(decoded, x)
+        """log p(x|y,z): Bernoulli on pixels, or Gaussian (real features; M1+M2's p(z1|y,z2))."""
+        return log_likelihood(self.likelihood, x, decoded)
 
     def elbo(self, x: torch.Tensor, y_onehot: torch.Tensor) -> torch.Tensor:
         """L(x, y), one reparameterised z. x: (B, D); y_onehot: (B, K) or (K, 1, K)."""
@@ -100,7 +117,8 @@ class M2(SemiSupervisedModule):
         z = elbo.reparameterize(mean, logvar)
         log_px = self.log_likelihood(x, self.decoder(y_onehot, z))
         kl_z = elbo.gaussian_kl_standard_normal(mean, logvar)
-        return elbo.labeled_elbo(log_px, self.log_prior_y, kl_z)
+        log_py = (y_onehot * self.log_prior_y.to(y_onehot)).sum(-1)  # (B,) or (K, 1)
+        return elbo.labeled_elbo(log_px, log_py, kl_z)
 
     def elbo_all_classes(self, x: torch.Tensor) -> torch.Tensor:
         """L(x, y) for every class y in one batched pass: (K, B)."""

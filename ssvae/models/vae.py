@@ -1,6 +1,8 @@
 """M1's generative model (Kingma et al. 2014, sec. 3.1.1): a VAE trained on images alone.
 
 p(z) = N(0, I),  p(x | z) = Bernoulli(decoder(z)),  q(z | x) = N(encoder(x)).
+For real-valued (standardised) features, p(x | z) is a Gaussian with a learned variance per
+feature and per z instead (``likelihood="gaussian"``, which the data module chooses).
 Labels are never used: the latent means feed a classifier later (M1), or z1 ~ q(z1|x) is the
 data M2 models (M1+M2).
 """
@@ -13,6 +15,7 @@ import lightning as L
 import torch
 
 from ssvae import elbo
+from ssvae.elbo import check_likelihood, log_likelihood
 from ssvae.models.base import OptimizerFactory, default_optimizer
 from ssvae.nets import MLP, GaussianMLP, check_layer_sizes
 
@@ -25,15 +28,20 @@ class VAE(L.LightningModule):
         hidden_dims: Sequence[int] = (600, 600),
         activation: str = "softplus",
         binarize: bool = True,
+        likelihood: str = "bernoulli",
         optimizer: OptimizerFactory | None = None,
     ) -> None:
         super().__init__()
         hidden = check_layer_sizes(hidden_dims, z_dim)
+        check_likelihood(likelihood)
         self.save_hyperparameters(ignore=["optimizer"])
         self.optimizer_factory = optimizer or default_optimizer()
-        self.binarize = binarize
+        self.likelihood = likelihood
+        # Re-binarising makes sense for grey levels in [0, 1] only.
+        self.binarize = binarize and likelihood == "bernoulli"
         self.encoder = GaussianMLP([x_dim], hidden, z_dim, activation)  # q(z|x)
-        self.decoder = MLP([z_dim], list(reversed(hidden)), x_dim, activation)  # p(x|z)
+        head = GaussianMLP if likelihood == "gaussian" else MLP
+        self.decoder = head([z_dim], list(reversed(hidden)), x_dim, activation)  # p(x|z)
         # Set by ssvae.pretrain: each latent mean's std over the training images (which
         # dimensions M1 uses; M1+M2 can keep only those).
         self.latent_mean_std: list[float] | None = None
@@ -46,7 +54,7 @@ class VAE(L.LightningModule):
         """log p(x) >= E_q[log p(x|z)] - KL(q(z|x) || p(z)), one sample: (B,)."""
         mean, logvar = self.encoder(x)
         z = elbo.reparameterize(mean, logvar)
-        log_px = elbo.bernoulli_log_prob(self.decoder(z), x)
+        log_px = log_likelihood(self.likelihood, x, self.decoder(z))
         return log_px - elbo.gaussian_kl_standard_normal(mean, logvar)
 
     # Batches are plain image tensors (B, D): the VAE sees images only, never labels.
