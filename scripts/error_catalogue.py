@@ -32,7 +32,10 @@ CLI_CASES = [
     ("label count not balanceable", ["data.num_labels=55"]),
     ("a class with too few images", ["data.num_labels=1250"]),
     ("both count and fraction", ["data.label_fraction=0.1"]),
-    ("neither count nor fraction", ["data.num_labels=null"]),
+    ("own data without a path", ["data=csv"]),
+    ("own data file missing", ["data=npz", "data.path=/no/such.npz"]),
+    ("unknown label selection", ["data.label_selection=random"]),
+    ("unknown likelihood", ["data.likelihood=poisson"]),
     ("fraction outside (0, 1]", ["data.num_labels=null", "data.label_fraction=1.5"]),
     ("batch size 0", ["data.labeled_batch_size=0"]),
     ("unknown weighting", ["model.weighting=sometimes"]),
@@ -106,6 +109,7 @@ def file_cases(folder: Path) -> list[tuple[str, str]]:
             _message(lambda: check_images_and_labels(images, np.array([0, 3, 12]), 10, "train")),
         )
     )
+    out += own_data_cases(folder / "own")
     fake_root = folder / "root" / "mnist"
     fake_root.mkdir(parents=True)
     for remote in MNIST.files:
@@ -117,6 +121,52 @@ def file_cases(folder: Path) -> list[tuple[str, str]]:
         )
     )
     return out
+
+
+def own_data_cases(folder: Path) -> list[tuple[str, str]]:
+    """Users' files (npz, CSV, image folders), each damaged in one way."""
+    from PIL import Image
+
+    from ssvae.data.image_folder import ImageFolderData
+    from ssvae.data.npz import NpzData
+    from ssvae.data.tabular import CsvData
+
+    folder.mkdir(parents=True)
+    x = np.zeros((6, 3), dtype=np.float32)
+
+    def npz(**arrays):
+        path = folder / "data.npz"
+        np.savez(path, **arrays)
+        return lambda: NpzData(path=str(path)).setup()
+
+    def csv(text: str, **settings):
+        path = folder / "table.csv"
+        path.write_text(text)
+        return lambda: CsvData(path=str(path), **settings).setup()
+
+    images = folder / "images"
+    for cls, size in (("cat", (6, 6)), ("dog", (6, 6)), ("dog", (9, 9))):
+        (images / cls).mkdir(parents=True, exist_ok=True)
+        Image.new("L", size).save(images / cls / f"{cls}{size[0]}.png")
+    broken = folder / "broken"
+    for cls in ("cat", "dog"):
+        (broken / cls).mkdir(parents=True)
+        Image.new("L", (4, 4)).save(broken / cls / "ok.png")
+    (broken / "dog" / "photo.jpg").write_bytes(b"not an image")
+    cases = [
+        ("npz without y", npz(x=x)),
+        ("npz x and y of different lengths", npz(x=x, y=np.zeros(5, int))),
+        ("npz with non-integer labels", npz(x=x, y=np.array([0, 1, 0.5, 1, 0, 1]))),
+        ("fewer than two classes", npz(x=x, y=np.zeros(6, int))),
+        ("a class with no labeled example", npz(x=x, y=np.array([0, 2] * 3))),
+        ("NaN in the features", npz(x=np.full((6, 3), np.nan), y=np.array([0, 1] * 3))),
+        ("CSV without the label column", csv("a,b\n1,x\n", label_column="kind")),
+        ("CSV with a non-numeric feature", csv("a,b,label\n1,2,x\n2,oops,y\n")),
+        ("CSV with an empty feature cell", csv("a,b,label\n1,2,x\n2,,y\n")),
+        ("images of different sizes", lambda: ImageFolderData(path=str(images)).setup()),
+        ("an undecodable image", lambda: ImageFolderData(path=str(broken)).setup()),
+    ]
+    return [(name, _message(call).replace(str(folder), "…")) for name, call in cases]
 
 
 def _message(call) -> str:

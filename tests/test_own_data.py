@@ -15,7 +15,7 @@ from ssvae.data.npz import NpzData
 from ssvae.data.tabular import CsvData
 from ssvae.errors import ConfigError, DataError
 from ssvae.train import train
-from tests.conftest import run_train
+from tests.conftest import SHARED_DATA, needs_mnist, run_train
 
 
 def _setup(dm):
@@ -297,3 +297,36 @@ def test_two_job_multirun_on_a_csv_writes_the_table(tmp_path):
         ("t", 10, 1),
         ("t", 20, 1),
     ]
+
+
+@needs_mnist
+def test_an_mnist_slice_reads_the_same_from_npz_and_png_folders(tmp_path):
+    from ssvae.data.datasets import Split, SplitData, load_idx_splits
+    from ssvae.data.export import write_image_folder, write_npz
+
+    full = load_idx_splits("mnist", SHARED_DATA, download=False)
+    splits = SplitData(
+        Split(full.train.x[:300], full.train.y[:300]),
+        Split(full.val.x[:100], full.val.y[:100]),
+        Split(full.test.x[:100], full.test.y[:100]),
+        full.class_names,
+        shape=full.shape,
+    )
+    write_npz(splits, tmp_path / "slice.npz")
+    folders = write_image_folder(splits, tmp_path / "png")
+    npz = _setup(NpzData(path=str(tmp_path / "slice.npz"), num_labels=50))
+    png = _setup(
+        ImageFolderData(
+            path=str(folders["train"]),
+            val_path=str(folders["val"]),
+            test_path=str(folders["test"]),
+            num_labels=50,
+        )
+    )
+    np.testing.assert_array_equal(npz.splits.train.x, splits.train.x)  # same rows, same order
+    assert npz.class_names == png.class_names == [str(i) for i in range(10)]
+    # The folder orders rows by class: the same pixels, exactly, in another order.
+    order = np.argsort(splits.train.y, kind="stable")
+    np.testing.assert_array_equal(png.splits.train.x, splits.train.x[order])
+    np.testing.assert_array_equal(png.splits.test.y, np.sort(splits.test.y))
+    assert png.model_facts() == npz.model_facts()
