@@ -87,6 +87,22 @@ def collect_results(folders: Iterable[Path]) -> list[dict[str, Any]]:
     return [record for _, record in latest.values()]
 
 
+# Optional columns (ssvae-report --columns ...): a header and how to read a run's value.
+OPTIONAL_COLUMNS: dict[str, tuple[str, Any]] = {
+    "nll": ("test NLL", lambda r: r.get("test_nll")),
+    "ece": ("test ECE %", lambda r: r.get("test_ece")),
+    "nll_calibrated": (
+        "test NLL, T-scaled",
+        lambda r: r.get("calibration", {}).get("test_after", {}).get("nll"),
+    ),
+    "ece_calibrated": (
+        "test ECE %, T-scaled",
+        lambda r: r.get("calibration", {}).get("test_after", {}).get("ece"),
+    ),
+    "temperature": ("T", lambda r: r.get("calibration", {}).get("temperature")),
+}
+
+
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     if not values:
         return math.nan, math.nan
@@ -118,6 +134,9 @@ def aggregate(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "seeds": " ".join(str(s) for s in sorted(r["seed"] for r in ok)),
             }
         )
+        for column, (_, read) in OPTIONAL_COLUMNS.items():
+            values = [v for v in (read(r) for r in ok) if v is not None]
+            rows[-1][f"{column}_mean"], rows[-1][f"{column}_std"] = _mean_std(values)
     return rows
 
 
@@ -125,23 +144,42 @@ def _pct(mean: float, std: float) -> str:
     return "—" if math.isnan(mean) else f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
-def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
+def _value(column: str, mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "—"
+    if column.startswith("ece"):
+        return _pct(mean, std)
+    return f"{mean:.3f} ± {std:.3f}"
+
+
+def to_markdown(rows: Sequence[dict[str, Any]], columns: Sequence[str] = ()) -> str:
+    """The table; ``columns`` adds optional ones (OPTIONAL_COLUMNS: nll, ece, ...)."""
+    unknown = [c for c in columns if c not in OPTIONAL_COLUMNS]
+    if unknown:
+        raise ValueError(f"unknown column {unknown[0]!r}; allowed: {list(OPTIONAL_COLUMNS)}")
+    extra_head = "".join(f" {OPTIONAL_COLUMNS[c][0]} |" for c in columns)
     lines = [
-        "| data set | model | variant | labels | test accuracy % | test error % | runs | failed |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| data set | model | variant | labels | test accuracy % | test error % |"
+        f"{extra_head} runs | failed |",
+        "| --- | --- | --- | ---: | ---: | ---: |" + " ---: |" * len(columns) + " ---: | ---: |",
     ]
     for r in rows:
+        extra = "".join(
+            f" {_value(c, r.get(f'{c}_mean', math.nan), r.get(f'{c}_std', math.nan))} |"
+            for c in columns
+        )
         lines.append(
             f"| {r['dataset']} | {r['model']} | {r['variant'] or 'default'} | {r['num_labels']} | "
-            f"{_pct(r['acc_mean'], r['acc_std'])} | {_pct(r['err_mean'], r['err_std'])} | "
-            f"{r['runs']} | {r['failed']} |"
+            f"{_pct(r['acc_mean'], r['acc_std'])} | {_pct(r['err_mean'], r['err_std'])} |"
+            f"{extra} {r['runs']} | {r['failed']} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def to_csv(rows: Sequence[dict[str, Any]]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    optional = [f"{c}_{stat}" for c in OPTIONAL_COLUMNS for stat in ("mean", "std")]
+    writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, *optional], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
@@ -204,12 +242,15 @@ def plot_error_vs_labels(rows: Sequence[dict[str, Any]], paper: bool = False) ->
 
 
 def write_report(
-    folders: Sequence[Path], out_dir: Path | None = None, paper: bool = False
+    folders: Sequence[Path],
+    out_dir: Path | None = None,
+    paper: bool = False,
+    columns: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Aggregate the runs under ``folders`` and write results.{md,csv,json,png} into ``out_dir``."""
     out_dir = Path(out_dir or folders[0])
     rows = aggregate(collect_results(folders))
-    write_text_atomic(out_dir / f"{REPORT_STEM}.md", to_markdown(rows))
+    write_text_atomic(out_dir / f"{REPORT_STEM}.md", to_markdown(rows, columns))
     write_text_atomic(out_dir / f"{REPORT_STEM}.csv", to_csv(rows))
     write_json_atomic(out_dir / f"{REPORT_STEM}.json", rows)
     write_bytes_atomic(out_dir / f"{REPORT_STEM}.png", plot_error_vs_labels(rows, paper))
@@ -225,12 +266,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--paper", action="store_true", help="draw the paper's Table 1 (MNIST) for reference"
     )
+    parser.add_argument(
+        "--columns",
+        nargs="+",
+        default=[],
+        choices=list(OPTIONAL_COLUMNS),
+        help="optional columns: calibration (nll, ece; after temperature scaling: "
+        "nll_calibrated, ece_calibrated, temperature)",
+    )
     args = parser.parse_args(argv)
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         parser.error(f"not a folder: {', '.join(missing)}")
-    rows = write_report(args.folders, args.out, args.paper)
-    print(to_markdown(rows))
+    rows = write_report(args.folders, args.out, args.paper, args.columns)
+    print(to_markdown(rows, args.columns))
 
 
 if __name__ == "__main__":

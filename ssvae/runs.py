@@ -26,7 +26,7 @@ DATA_FILE = "data.json"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 # Settings that change where or how fast a job runs, not what it computes. (conf/config.yaml's
 # hydra.job.config.override_dirname.exclude_keys lists the ones users commonly override.)
-PLUMBING_KEYS = ("paths", "num_threads", "ckpt_path", "resume", "sweep_name")
+PLUMBING_KEYS = ("paths", "num_threads", "ckpt_path", "resume", "sweep_name", "logger")
 PLUMBING_DATA_KEYS = ("root", "download")
 PLUMBING_TRAINER_KEYS = ("enable_progress_bar", "accelerator", "devices", "strategy", "num_nodes")
 
@@ -35,7 +35,7 @@ def is_plumbing(key: str) -> bool:
     """Whether a dotted config key (as in a command-line override) is plumbing."""
     head, _, rest = key.partition(".")
     return (
-        key == "callbacks"  # which callbacks record things (curves) does not change the result
+        key in ("callbacks", "logger")  # what records a run (curves, logs) does not change it
         or head in PLUMBING_KEYS
         or (head == "data" and rest in PLUMBING_DATA_KEYS)
         or (head == "trainer" and rest in PLUMBING_TRAINER_KEYS)
@@ -45,15 +45,16 @@ def is_plumbing(key: str) -> bool:
 # Settings added after sweeps were made, at the values that reproduce what those sweeps did: left
 # out of the digest, so that an unfinished sweep resumes after an upgrade instead of restarting.
 ADDED_LATER = {
-    "data": {
-        "label_selection": "balanced",
-        "likelihood": "auto",
-        "val_fraction": 0.1,
-        "test_fraction": 0.2,
-        "split_seed": 0,
-    },
-    "model": {"prior_y": "uniform"},
+    "data.label_selection": "balanced",
+    "data.likelihood": "auto",
+    "data.val_fraction": 0.1,
+    "data.test_fraction": 0.2,
+    "data.split_seed": 0,
+    "model.prior_y": "uniform",
+    "calibrate": False,
+    "reliability_diagram": False,
 }
+
 
 # Classes renamed since: the digest keeps their old names, for the same reason.
 RENAMED_TARGETS = {
@@ -64,11 +65,13 @@ RENAMED_TARGETS = {
 def fingerprint(cfg: DictConfig) -> str:
     """A digest of the settings that determine a job's result."""
     settings = OmegaConf.to_container(cfg, resolve=True)
-    for group, neutral in ADDED_LATER.items():
-        node = settings.get(group) or {}
-        for key, value in neutral.items():
-            if key in node and node[key] == value:
-                del node[key]
+    for dotted, value in ADDED_LATER.items():
+        *parents, key = dotted.split(".")
+        node = settings
+        for parent in parents:
+            node = node.get(parent) or {}
+        if key in node and node[key] == value:
+            del node[key]
     for group, renamed in RENAMED_TARGETS.items():
         node = settings.get(group) or {}
         node["_target_"] = renamed.get(node.get("_target_"), node.get("_target_"))

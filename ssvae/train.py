@@ -29,6 +29,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
+from ssvae.calibration import collect_logits, reliability_diagram, temperature_scaling
 from ssvae.config_checks import check_config
 from ssvae.errors import ConfigError, DataError, SsvaeError, TrainingError
 from ssvae.io import write_json_atomic
@@ -102,6 +103,15 @@ def build_callbacks(cfg: DictConfig, output_dir: Path) -> list[L.Callback]:
     return callbacks
 
 
+def build_loggers(cfg: DictConfig, output_dir: Path) -> list:
+    """The CSV logs every run writes (curves and reports read them), plus the logger group's
+    (e.g. logger=tensorboard), each a Lightning logger writing into the run's folder."""
+    loggers = [CSVLogger(output_dir, name="", version="logs")]
+    return loggers + [
+        build(entry, save_dir=output_dir) for entry in (cfg.get("logger") or {}).values()
+    ]
+
+
 def starting_checkpoint(cfg: DictConfig, output_dir: Path, identity: dict) -> Path | None:
     """The user's ``ckpt_path`` (checked to fit this run), else this job's own last checkpoint."""
     if cfg.ckpt_path:
@@ -128,24 +138,19 @@ def build(config: DictConfig, **kwargs: Any) -> Any:
         raise
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one job; returns (and writes) its result record."""
-    check_config(cfg)
-    output_dir = output_dir_of(cfg)
-    check_output_dir(output_dir)
-    settings_digest = fingerprint(cfg)
-    if cfg.resume and not cfg.ckpt_path:
-        done = finished_result(output_dir, settings_digest)
-        if done is not None:
-            log.info("already finished, skipping: %s", output_dir / RESULT_FILE)
-            return done
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    L.seed_everything(cfg.seed, workers=True)
-
+def build_data(cfg: DictConfig) -> L.LightningDataModule:
+    """The run's data module, set up: its label request is checked before any training."""
     datamodule = build(cfg.data)
     datamodule.prepare_data()
-    datamodule.setup("fit")  # validates the label request before any training
+    datamodule.setup("fit")
+    return datamodule
+
+
+def build_model(
+    cfg: DictConfig, datamodule: L.LightningDataModule, settings_digest: str
+) -> tuple[L.LightningModule, dict[str, Any] | None]:
+    """The run's model, untrained, with M1's cached VAE where the model uses one (trained first
+    if not cached). Also what ssvae-predict rebuilds before loading a checkpoint into it."""
     # Resolved first: interpolations such as ${seed} cannot be resolved once copied away.
     model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
     model_cfg = OmegaConf.masked_copy(model_cfg, [k for k in model_cfg if k not in NOT_MODEL_ARGS])
@@ -174,11 +179,31 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "num_classes": datamodule.num_classes,
         "fingerprint": settings_digest,
     }
+    return model, vae_info
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one job; returns (and writes) its result record."""
+    check_config(cfg)
+    output_dir = output_dir_of(cfg)
+    check_output_dir(output_dir)
+    settings_digest = fingerprint(cfg)
+    if cfg.resume and not cfg.ckpt_path:
+        done = finished_result(output_dir, settings_digest)
+        if done is not None:
+            log.info("already finished, skipping: %s", output_dir / RESULT_FILE)
+            return done
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = build_data(cfg)
+    model, vae_info = build_model(cfg, datamodule, settings_digest)
     start_from = starting_checkpoint(cfg, output_dir, model.identity)
     trainer = build(
         cfg.trainer,
         callbacks=build_callbacks(cfg, output_dir),
-        logger=CSVLogger(output_dir, name="", version="logs"),
+        logger=build_loggers(cfg, output_dir),
         default_root_dir=output_dir,
     )
     record: dict[str, Any] = {
@@ -199,7 +224,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         write_json_atomic(output_dir / DATA_FILE, datamodule.record())
     start = time.perf_counter()
     if not getattr(model, "trains_by_gradient", True):
-        return fit_and_test_estimator(model, datamodule, trainer, record, output_dir, start)
+        return fit_and_test_estimator(cfg, model, datamodule, trainer, record, output_dir, start)
     try:
         with frozen_vae_expected(bool(cfg.model.get("uses_vae"))):
             trainer.fit(model, datamodule=datamodule, ckpt_path=start_from, weights_only=True)
@@ -219,13 +244,36 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         status="ok",
         test_acc=float(metrics["test/acc"]),
         test_err=float(metrics["test/err"]),
+        test_nll=float(metrics["test/nll"]),
+        test_ece=float(metrics["test/ece"]),
         best_val_acc=float(trainer.checkpoint_callback.best_model_score or float("nan")),
         epochs=trainer.current_epoch,
         steps=trainer.global_step,
         fit_time_s=fit_time,
         wall_time_s=time.perf_counter() - start,
     )
+    calibrate(cfg, model, datamodule, record, output_dir)
     return finish(record, trainer, output_dir)
+
+
+def calibrate(
+    cfg: DictConfig,
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    record: dict[str, Any],
+    output_dir: Path,
+) -> None:
+    """``calibrate=true``: fit a temperature on validation (ssvae-predict applies it);
+    ``reliability_diagram=true``: draw test accuracy against confidence."""
+    if not (cfg.get("calibrate") or cfg.get("reliability_diagram")):
+        return
+    if cfg.get("calibrate"):
+        record["calibration"] = temperature_scaling(model, datamodule)
+    if cfg.get("reliability_diagram"):
+        logits, labels = collect_logits(model, datamodule.test_dataloader())
+        temperature = record.get("calibration", {}).get("temperature")
+        title = f"{record['model']}, {record['num_labels']} labels, seed {record['seed']}"
+        reliability_diagram(logits, labels, output_dir / "reliability.png", temperature, title)
 
 
 @contextmanager
@@ -238,6 +286,7 @@ def frozen_vae_expected(uses_vae: bool) -> Iterator[None]:
 
 
 def fit_and_test_estimator(
+    cfg: DictConfig,
     model: L.LightningModule,
     datamodule: L.LightningDataModule,
     trainer: L.Trainer,
@@ -254,12 +303,15 @@ def fit_and_test_estimator(
         status="ok",
         test_acc=float(test["test/acc"]),
         test_err=float(test["test/err"]),
+        test_nll=float(test["test/nll"]),
+        test_ece=float(test["test/ece"]),
         best_val_acc=float(val["val/acc"]),
         epochs=0,
         steps=0,
         fit_time_s=fit_time,
         wall_time_s=time.perf_counter() - start,
     )
+    calibrate(cfg, model, datamodule, record, output_dir)
     return finish(record, trainer, output_dir)
 
 

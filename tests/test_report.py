@@ -108,3 +108,33 @@ def test_paper_reference_lines_are_drawn_for_mnist_only():
     digits = [{**r, "dataset": "digits"} for r in rows]
     assert plot_error_vs_labels(digits, paper=True) == plot_error_vs_labels(digits)
     assert PAPER_TABLE1["m1m2"][1][100] == 3.33 and PAPER_TABLE1["m2"][1][3000] == 3.92
+
+
+def test_calibration_columns_are_optional(tmp_path):
+    calibrated = {"temperature": 2.0, "test_after": {"nll": 0.2, "ece": 0.01}}
+    _write(
+        tmp_path / "a",
+        num_labels=50,
+        seed=0,
+        test_acc=0.9,
+        test_err=0.1,
+        test_nll=0.4,
+        test_ece=0.05,
+        calibration=calibrated,
+    )
+    _write(
+        tmp_path / "b",
+        num_labels=50,
+        seed=1,
+        test_acc=0.9,
+        test_err=0.1,
+        test_nll=0.6,
+        test_ece=0.07,
+    )
+    rows = aggregate(collect_results([tmp_path]))
+    assert "NLL" not in to_markdown(rows)
+    markdown = to_markdown(rows, ["nll", "ece", "ece_calibrated", "temperature"])
+    assert "| test NLL | test ECE % | test ECE %, T-scaled | T |" in markdown
+    assert "| 0.500 ± 0.141 | 6.00 ± 1.41 | 1.00 ± 0.00 | 2.000 ± 0.000 |" in markdown
+    with pytest.raises(ValueError, match="unknown column 'auc'"):
+        to_markdown(rows, ["auc"])

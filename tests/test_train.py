@@ -139,3 +139,13 @@ def test_m1m2_recipe_defaults_and_m2_defaults(compose_cfg):
     assert m1m2.model.scheduler.T_max == 150  # the cosine follows the run's length
     m2 = compose_cfg()
     assert m2.model.weighting == "balanced" and m2.model.scheduler._target_.endswith("ConstantLR")
+
+
+def test_tensorboard_logger_writes_events_beside_the_csv_logs(compose_cfg, tmp_path):
+    cfg = compose_cfg(
+        "logger=tensorboard", "trainer.max_epochs=1", "model.hidden_dims=[16]", "model.z_dim=2"
+    )
+    train(cfg)
+    run = tmp_path / "run"
+    assert (run / "logs" / "metrics.csv").is_file()
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))

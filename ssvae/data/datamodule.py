@@ -119,8 +119,13 @@ class SemiSupervisedDataModule(L.LightningDataModule):
             )
             splits.train, splits.val, splits.test = train, val, test
             self.split_record = record
+            held_out = [
+                r for key in ("val", "test") if isinstance(record[key], list) for r in record[key]
+            ]
+            self.train_rows = np.setdiff1d(np.arange(len(train.y) + len(held_out)), held_out)
         else:
             self.split_record = {"val": "given", "test": "given"}
+            self.train_rows = np.arange(len(splits.train.y))
         self._check_classes(splits)  # the hold-out may have taken a class's only labeled rows
         self.likelihood = self._resolve_likelihood(splits.train.x)
         if self.likelihood == "gaussian":
@@ -222,6 +227,9 @@ class SemiSupervisedDataModule(L.LightningDataModule):
         self._x_labeled = torch.from_numpy(train.x[self.labeled_idx])
         self._y_labeled = torch.from_numpy(train.y[self.labeled_idx])
         self._x_unlabeled = torch.from_numpy(train.x[unlabeled_idx])
+        self.unlabeled_idx = unlabeled_idx
+        # The labels hidden in the pool (benchmark mode), -1 where the source had none.
+        self._y_unlabeled_hidden = torch.from_numpy(train.y[unlabeled_idx])
 
     # --- what models and records read ----------------------------------------------------------
     @property
@@ -274,6 +282,19 @@ class SemiSupervisedDataModule(L.LightningDataModule):
             "standardization": self.standardization,
             "split": self.split_record,
         }
+
+    def prediction_rows(self, split: str) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Features, labels (-1 where unknown) and the source's row numbers of a split:
+        "unlabeled" (the pool, with the labels benchmark mode hid), "val" or "test"."""
+        if split == "unlabeled":
+            rows = self.train_rows[self.unlabeled_idx]
+            return self._x_unlabeled, self._y_unlabeled_hidden, rows
+        if split not in ("val", "test"):
+            raise ConfigError(f"split={split!r} is not known; allowed: unlabeled, val, test")
+        x, y = self._val if split == "val" else self._test
+        held_out = self.split_record.get(split)
+        rows = np.asarray(held_out) if isinstance(held_out, list) else np.arange(len(y))
+        return x, y, rows
 
     # --- loaders -------------------------------------------------------------------------------
     def _on_device(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -7,7 +7,9 @@ from functools import partial
 
 import lightning as L
 import torch
-from torchmetrics.classification import MulticlassAccuracy
+import torch.nn.functional as F
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
 from ssvae.errors import TrainingError
 
@@ -39,6 +41,9 @@ class SemiSupervisedModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        # Can its probabilities be trusted? Test NLL and expected calibration error (15 bins).
+        self.test_nll = MeanMetric()
+        self.test_ece = MulticlassCalibrationError(num_classes=num_classes, n_bins=15, norm="l1")
         # Set by the training entry point: which model, data and settings made a checkpoint, and
         # the seconds its pretraining took (M1's VAE), which time-to-accuracy curves count.
         self.identity: dict = {}
@@ -83,13 +88,20 @@ class SemiSupervisedModule(L.LightningModule):
         self.val_acc.reset()
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, self.test_acc)
+        x, y = batch
+        logits = self.classify_full_precision(x)
+        self.test_acc.update(logits, y)
+        self.test_nll.update(F.cross_entropy(logits, y, reduction="none"))
+        self.test_ece.update(logits.softmax(-1), y)
 
     def on_test_epoch_end(self) -> None:
         acc = self.test_acc.compute()
         self.log("test/acc", acc, sync_dist=True)
         self.log("test/err", 1.0 - acc, sync_dist=True)
-        self.test_acc.reset()
+        self.log("test/nll", self.test_nll.compute(), sync_dist=True)
+        self.log("test/ece", self.test_ece.compute(), sync_dist=True)
+        for metric in (self.test_acc, self.test_nll, self.test_ece):
+            metric.reset()
 
     def check_finite(self, loss: torch.Tensor) -> torch.Tensor:
         # Reading the loss on the host waits for the device: on a GPU, check every 50th step

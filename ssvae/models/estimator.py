@@ -8,6 +8,8 @@ marked with the label -1 as scikit-learn expects.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -52,8 +54,21 @@ class EstimatorClassifier(SemiSupervisedModule):
         self.estimator.fit(x, y)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
-        predicted = torch.as_tensor(self.estimator.predict(self.features(x)), dtype=torch.long)
-        return F.one_hot(predicted, self.val_acc.num_classes).float()  # argmax = the prediction
+        """Log-probabilities: ``predict_proba`` where the estimator has one, else a softmax of
+        ``decision_function`` (SVC's one-vs-rest scores; temperature scaling calibrates them).
+        Classes the labeled subset lacked get probability 0."""
+        features = self.features(x)
+        if hasattr(self.estimator, "predict_proba"):
+            scores = np.log(np.clip(self.estimator.predict_proba(features), 1e-12, None))
+        else:
+            scores = self.estimator.decision_function(features)
+            if scores.ndim == 1:  # two classes: one margin for the second class
+                scores = np.stack([-scores / 2, scores / 2], axis=1)
+        # log(1e-12) rather than -inf, so a test image of such a class has a finite NLL.
+        logits = torch.full((len(features), self.val_acc.num_classes), math.log(1e-12))
+        classes = torch.as_tensor(self.estimator.classes_.astype(np.int64))
+        logits[:, classes] = torch.as_tensor(scores, dtype=torch.float32)
+        return F.log_softmax(logits, dim=-1)
 
     def configure_optimizers(self) -> None:
         return None

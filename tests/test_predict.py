@@ -1,0 +1,136 @@
+"""Using a trained run: probabilities from every model, calibration, ssvae-predict."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ssvae.calibration import calibration_metrics, fit_temperature
+from ssvae.errors import DataError
+from ssvae.predict import predict
+from ssvae.train import train
+
+
+def test_temperature_scaling_lowers_the_nll_of_an_overconfident_model():
+    torch.manual_seed(0)
+    labels = torch.randint(0, 5, (2000,))
+    # Right 70 % of the time, but with logits scaled up 8x: far too sure of itself.
+    right = torch.rand(2000) < 0.7
+    predicted = torch.where(right, labels, (labels + 1) % 5)
+    logits = 8.0 * torch.nn.functional.one_hot(predicted, 5).float() + torch.randn(2000, 5)
+    before = calibration_metrics(logits, labels)
+    temperature = fit_temperature(logits, labels)
+    after = calibration_metrics(logits, labels, temperature)
+    assert temperature > 2.0
+    assert after["nll"] < before["nll"] - 0.5 and after["ece"] < before["ece"] / 3
+    assert after["acc"] == before["acc"]  # scaling never changes the argmax
+
+
+@pytest.fixture(scope="module")
+def digits_runs(tmp_path_factory):
+    """One tiny run per kind of model on digits, calibrated, with the folders they wrote."""
+    from hydra import compose, initialize_config_dir
+
+    from ssvae.train import CONFIG_DIR
+
+    root = tmp_path_factory.mktemp("runs")
+    runs = {}
+    for model in ("m2", "supervised", "svm", "logreg", "label_spreading"):
+        out = root / model
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(
+                "config",
+                overrides=[
+                    f"model={model}",
+                    f"paths.output_dir={out}",
+                    "trainer.enable_progress_bar=false",
+                    "trainer.max_epochs=3",
+                    "data.num_labels=50",
+                    "calibrate=true",
+                    "reliability_diagram=true",
+                    *(["model.hidden_dims=[32]", "model.z_dim=4"] if model == "m2" else []),
+                ],
+            )
+        record = train(cfg)
+        (out / ".hydra").mkdir(exist_ok=True)  # what Hydra saves beside a run
+        (out / ".hydra" / "config.yaml").write_text(__import__("omegaconf").OmegaConf.to_yaml(cfg))
+        runs[model] = (out, record)
+    return runs
+
+
+def test_every_model_records_nll_ece_and_a_temperature(digits_runs):
+    for model, (out, record) in digits_runs.items():
+        assert 0 < record["test_nll"] < 10 and 0 <= record["test_ece"] <= 1, model
+        calibration = record["calibration"]
+        assert calibration["val_after"]["nll"] <= calibration["val_before"]["nll"] + 1e-6, model
+        assert (out / "reliability.png").stat().st_size > 5000
+
+
+def test_predict_writes_rows_with_probabilities_that_sum_to_one(digits_runs):
+    for model, (out, record) in digits_runs.items():
+        summary = predict(out, split="test")
+        table = pd.read_csv(out / "predictions_test.csv")
+        probs = table[[f"p_{i}" for i in range(10)]].to_numpy()
+        np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-4, err_msg=model)
+        assert list(table.columns[:3]) == ["row", "label", "confidence"]
+        assert len(table) == 360 and summary["rows_with_labels"] == 360
+        # The test split's accuracy equals the run's own (estimators are refitted, same seed).
+        assert summary["accuracy"] == pytest.approx(record["test_acc"], abs=1e-6), model
+
+
+def test_predict_labels_the_unlabeled_pool_with_its_hidden_labels(digits_runs):
+    out, _ = digits_runs["m2"]
+    summary = predict(out)
+    table = pd.read_csv(out / "predictions_unlabeled.csv")
+    assert len(table) == 1257 - 50 == summary["rows"] == summary["rows_with_labels"]
+    assert summary["accuracy"] > 0.5 and json.loads(
+        (out / "predictions_unlabeled.json").read_text()
+    )
+
+
+def test_predict_reads_a_users_file(digits_runs, tmp_path):
+    from ssvae.data.datasets import load_digits_splits
+
+    out, _ = digits_runs["supervised"]
+    test = load_digits_splits().test
+    path = tmp_path / "new.npz"
+    np.savez(path, x=test.x[:20], y=test.y[:20])
+    summary = predict(out, input_file=path, out=tmp_path / "p.csv")
+    assert summary["rows"] == 20 and (tmp_path / "p.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: (p / "empty").mkdir() or (p / "empty", None), "is not a finished run"),
+        (lambda p: (p, np.zeros((3, 10))), "10 features per row, but the run was trained on 64"),
+        (lambda p: (p, np.full((3, 64), np.nan)), "row 0 has a NaN"),
+    ],
+)
+def test_bad_predict_input_fails_and_writes_nothing(digits_runs, tmp_path, make, message):
+    run, x = make(tmp_path)
+    run = digits_runs["supervised"][0] if x is not None else run
+    path = None
+    if x is not None:
+        path = tmp_path / "bad.npz"
+        np.savez(path, x=x)
+    target = tmp_path / "out.csv"
+    with pytest.raises(DataError, match=message):
+        predict(run, input_file=path, out=target)
+    assert not target.exists()
+
+
+def test_a_checkpoint_of_another_run_is_refused(digits_runs, tmp_path):
+    import shutil
+
+    out, _ = digits_runs["m2"]
+    other = tmp_path / "copy"
+    shutil.copytree(out, other)
+    for ckpt in (other / "checkpoints").glob("best-*.ckpt"):
+        saved = torch.load(ckpt, weights_only=True)
+        saved["ssvae"]["dataset"] = "mnist"
+        torch.save(saved, ckpt)
+    with pytest.raises(Exception, match="dataset='mnist'"):
+        predict(other, split="test")
