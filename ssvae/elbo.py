@@ -62,6 +62,21 @@ def unlabeled_elbo(elbo_per_class: torch.Tensor, class_logits: torch.Tensor) -> 
     return (q_y * elbo_per_class.transpose(0, 1)).sum(-1) + categorical_entropy(class_logits)
 
 
+def importance_weighted_bound(log_weights: torch.Tensor) -> torch.Tensor:
+    """log p(x) >= log (1/K) sum_k w_k = logsumexp_k(log w_k) - log K, over every leading
+    dimension but the last (Burda et al. 2016); K = the number of weights per example.
+
+    log_weights: (..., B), e.g. (K, B), or (K, classes, B) for M2, whose y is summed out.
+    """
+    flat = log_weights.reshape(-1, log_weights.shape[-1])
+    return torch.logsumexp(flat, dim=0) - math.log(flat.shape[0])
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I), summed over the last dimension."""
+    return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+
+
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssvae.errors import ConfigError, DataError, SsvaeError
 from ssvae.io import write_json_atomic, write_text_atomic
-from ssvae.runs import DATA_FILE, RESULT_FILE, check_identity, saved_identity
+from ssvae.runs import DATA_FILE, RESULT_FILE, check_identity, saved_identity, upgrade_config
 
 SPLITS = ("unlabeled", "val", "test")
 
@@ -42,14 +42,18 @@ def load_run(run_dir: Path) -> tuple[DictConfig, dict, dict]:
         result = json.loads(result_path.read_text())
     except (OSError, ValueError):
         result = None
-    if not isinstance(result, dict) or result.get("status") != "ok" or not config_path.is_file():
+    if not isinstance(result, dict) or result.get("status") != "ok":
         raise DataError(
-            f"{run_dir} is not a finished run (it needs a successful {RESULT_FILE} and "
-            ".hydra/config.yaml); give the folder of a run that completed"
+            f"{run_dir} is not a finished run (it has no successful {RESULT_FILE}); give the "
+            "folder of a run that completed"
         )
+    # Hydra's saved config, else the resolved copy every result.json carries.
+    cfg = OmegaConf.load(config_path) if config_path.is_file() else result.get("config")
+    if cfg is None:
+        raise DataError(f"{run_dir} has neither .hydra/config.yaml nor a config in {RESULT_FILE}")
     data_path = run_dir / DATA_FILE
     record = json.loads(data_path.read_text()) if data_path.is_file() else {}
-    return OmegaConf.load(config_path), result, record
+    return upgrade_config(OmegaConf.create(cfg)), result, record
 
 
 def best_checkpoint(run_dir: Path) -> Path:

@@ -100,6 +100,8 @@ OPTIONAL_COLUMNS: dict[str, tuple[str, Any]] = {
         lambda r: r.get("calibration", {}).get("test_after", {}).get("ece"),
     ),
     "temperature": ("T", lambda r: r.get("calibration", {}).get("temperature")),
+    "elbo": ("test ELBO", lambda r: r.get("test_elbo")),
+    "log_px": ("test log p(x), IW", lambda r: r.get("test_log_px")),
 }
 
 
@@ -272,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=[],
         choices=list(OPTIONAL_COLUMNS),
         help="optional columns: calibration (nll, ece; after temperature scaling: "
-        "nll_calibrated, ece_calibrated, temperature)",
+        "nll_calibrated, ece_calibrated, temperature) and how well x is modelled (elbo, log_px)",
     )
     args = parser.parse_args(argv)
     missing = [str(f) for f in args.folders if not f.is_dir()]

@@ -53,6 +53,7 @@ ADDED_LATER = {
     "model.prior_y": "uniform",
     "calibrate": False,
     "reliability_diagram": False,
+    "log_likelihood_samples": 0,
 }
 
 
@@ -60,6 +61,16 @@ ADDED_LATER = {
 RENAMED_TARGETS = {
     "data": {"ssvae.data.builtin.BuiltinData": "ssvae.data.datamodule.SemiSupervisedDataModule"}
 }
+
+
+def upgrade_config(cfg: DictConfig) -> DictConfig:
+    """A saved run config with renamed classes given their current names, so old runs load."""
+    for group, renamed in RENAMED_TARGETS.items():
+        node = cfg.get(group)
+        for new, old in renamed.items():
+            if node is not None and node.get("_target_") == old:
+                node._target_ = new
+    return cfg
 
 
 def fingerprint(cfg: DictConfig) -> str:

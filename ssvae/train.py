@@ -252,8 +252,33 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         fit_time_s=fit_time,
         wall_time_s=time.perf_counter() - start,
     )
+    record.update(log_likelihood(cfg, model, datamodule))
     calibrate(cfg, model, datamodule, record, output_dir)
     return finish(record, trainer, output_dir)
+
+
+@torch.no_grad()
+def log_likelihood(
+    cfg: DictConfig, model: L.LightningModule, datamodule: L.LightningDataModule
+) -> dict[str, float]:
+    """``log_likelihood_samples=K``: the test ELBO and an importance-weighted estimate of log p(x)
+    with K samples (nats per example), for models of x (M1's VAE, M2); {} for the others."""
+    samples = int(cfg.get("log_likelihood_samples") or 0)
+    estimate = getattr(model, "log_px_estimate", None)
+    if samples <= 0 or not callable(estimate):
+        return {}
+    model.eval()
+    elbos, estimates = [], []
+    for x, _ in datamodule.test_dataloader():
+        x = x.to(model.device).float()
+        with torch.autocast(x.device.type, enabled=False):
+            elbos.append(model.test_elbo(x).float().cpu())
+            estimates.append(estimate(x, samples).float().cpu())
+    return {
+        "test_elbo": float(torch.cat(elbos).mean()),
+        "test_log_px": float(torch.cat(estimates).mean()),
+        "log_px_samples": samples,
+    }
 
 
 def calibrate(
@@ -311,6 +336,7 @@ def fit_and_test_estimator(
         fit_time_s=fit_time,
         wall_time_s=time.perf_counter() - start,
     )
+    record.update(log_likelihood(cfg, model, datamodule))
     calibrate(cfg, model, datamodule, record, output_dir)
     return finish(record, trainer, output_dir)
 

@@ -50,6 +50,7 @@ def digits_runs(tmp_path_factory):
                     "data.num_labels=50",
                     "calibrate=true",
                     "reliability_diagram=true",
+                    "log_likelihood_samples=20",
                     *(["model.hidden_dims=[32]", "model.z_dim=4"] if model == "m2" else []),
                 ],
             )
@@ -66,6 +67,11 @@ def test_every_model_records_nll_ece_and_a_temperature(digits_runs):
         calibration = record["calibration"]
         assert calibration["val_after"]["nll"] <= calibration["val_before"]["nll"] + 1e-6, model
         assert (out / "reliability.png").stat().st_size > 5000
+        # Models of x record how well they model it; the baselines have nothing to say.
+        if model == "m2":
+            assert record["test_elbo"] < record["test_log_px"] < 0
+        else:
+            assert "test_log_px" not in record, model
 
 
 def test_predict_writes_rows_with_probabilities_that_sum_to_one(digits_runs):
@@ -134,3 +140,35 @@ def test_a_checkpoint_of_another_run_is_refused(digits_runs, tmp_path):
         torch.save(saved, ckpt)
     with pytest.raises(Exception, match="dataset='mnist'"):
         predict(other, split="test")
+
+
+def test_figures_of_an_m2_run_are_pngs_of_the_expected_size(digits_runs, tmp_path):
+    from PIL import Image
+
+    from ssvae.figures import draw_figures
+
+    out, _ = digits_runs["m2"]
+    written = draw_figures(out, tmp_path / "figs", latent_points=200)
+    names = sorted(p.name for p in written)
+    assert names == sorted(
+        [
+            "conditional.png",
+            "analogies.png",
+            "reconstructions.png",
+            "samples.png",
+            "latent_map.png",
+            "learning_curves.png",
+        ]
+    )
+    sizes = {p.name: Image.open(p).size for p in written}
+    assert sizes["conditional.png"] == (860, 700)  # (10 x 0.8 + 0.6, 8 x 0.8 + 0.6) in at 100 dpi
+    assert sizes["latent_map.png"] == (1100, 500)
+    assert all(p.stat().st_size > 5000 for p in written)
+
+
+def test_figures_of_a_baseline_are_only_those_that_apply(digits_runs, tmp_path):
+    from ssvae.figures import draw_figures
+
+    out, _ = digits_runs["svm"]
+    names = sorted(p.name for p in draw_figures(out, tmp_path / "figs", latent_points=200))
+    assert names == ["latent_map.png", "learning_curves.png"]  # no decoder, nothing generated

@@ -45,6 +45,27 @@ class EstimatorClassifier(SemiSupervisedModule):
             x = self.vae.encode(x.to(self.vae.device))[0]  # latent means
         return x.float().cpu().numpy()
 
+    @torch.no_grad()
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        """M1's latent means (the features its classifier sees); raw features otherwise."""
+        return torch.as_tensor(self.features(x))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor | None:
+        """M1: x decoded from its latent mean; None for the baselines, which model no x."""
+        if self.vae is None:
+            return None
+        return self.vae.decode_mean(self.vae.encode(x.to(self.vae.device))[0])
+
+    @property
+    def log_px_estimate(self):
+        """M1: its VAE's importance-weighted log p(x); None for the baselines (no model of x)."""
+        return None if self.vae is None else self.vae.log_px_estimate
+
+    @property
+    def test_elbo(self):
+        return None if self.vae is None else self.vae.test_elbo
+
     def fit_estimator(self, datamodule: SemiSupervisedDataModule) -> None:
         x = self.features(datamodule._x_labeled)
         y = datamodule._y_labeled.numpy()

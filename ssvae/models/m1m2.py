@@ -31,6 +31,11 @@ class M1M2(M2):
         vae.freeze()  # Lightning's: eval mode, no gradients; M1 stays fixed
         self.vae = vae
         self.register_buffer("active_dims", active)
+        self._register_load_state_dict_pre_hook(self._checkpoints_before_active_dims)
+
+    def _checkpoints_before_active_dims(self, state_dict: dict, prefix: str, *args) -> None:
+        """Checkpoints saved before ``latent_std_threshold`` existed used every dimension."""
+        state_dict.setdefault(f"{prefix}active_dims", self.active_dims.clone())
 
     def train(self, mode: bool = True) -> M1M2:
         super().train(mode)
@@ -43,6 +48,18 @@ class M1M2(M2):
         mean, logvar = self.vae.encode(x)
         mean, logvar = mean[:, self.active_dims], logvar[:, self.active_dims]
         return elbo.reparameterize(mean, logvar) if self.training else mean
+
+    # M2 here models M1's latents, not the data: its bound on log p(z1) says nothing about p(x).
+    log_px_estimate = None
+    test_elbo = None
+
+    def to_data_space(self, decoded) -> torch.Tensor:
+        """Through M1's decoder: p(z1 | y, z2)'s mean (the unused dimensions at the prior's 0)
+        decoded to pixels."""
+        mean = decoded[0]
+        z1 = mean.new_zeros(*mean.shape[:-1], self.vae.hparams.z_dim)
+        z1[..., self.active_dims] = mean
+        return self.vae.decode_mean(z1)
 
 
 def active_latent_dims(vae: VAE, threshold: float) -> torch.Tensor:

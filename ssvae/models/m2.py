@@ -107,6 +107,61 @@ class M2(SemiSupervisedModule):
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
+    # --- what figures and predictions call (see ssvae/figures.py) ------------------------------
+    @torch.no_grad()
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        """The style latent: q(z | x, y)'s mean at the predicted class y. (N, Z)."""
+        features = self.features(x)
+        y = F.one_hot(self.classifier(features).argmax(-1), self.num_classes).to(features.dtype)
+        return self.encoder(features, y)[0]
+
+    @torch.no_grad()
+    def generate(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """E[x | y, z] in the data's space, for class indices y (N,) and styles z (N, Z)."""
+        decoded = self.decoder(F.one_hot(y, self.num_classes).to(z.dtype), z)
+        return self.to_data_space(decoded)
+
+    @torch.no_grad()
+    def infer_style(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """q(z | x, y)'s mean for known classes: the style to regenerate as another class."""
+        features = self.features(x)
+        return self.encoder(features, F.one_hot(y, self.num_classes).to(features.dtype))[0]
+
+    @torch.no_grad()
+    def log_px_estimate(self, x: torch.Tensor, samples: int, chunk: int = 5) -> torch.Tensor:
+        """Importance-weighted log p(x) = log sum_y p(y) E_q(z|x,y)[p(x|y,z) p(z) / q(z|x,y)],
+        y enumerated and z drawn ``samples`` times per class: a logsumexp over both. (B,)."""
+        features = self.features(x)
+        every_y = torch.eye(self.num_classes, dtype=features.dtype, device=features.device)
+        every_y = every_y.unsqueeze(1)  # (K, 1, K)
+        mean, logvar = self.encoder(features, every_y)  # (K, B, Z)
+        log_py = self.log_prior_y.to(features)[:, None]  # (K, 1)
+        log_weights = []
+        for start in range(0, samples, chunk):
+            k = min(chunk, samples - start)
+            z = elbo.reparameterize(mean.expand(k, *mean.shape), logvar.expand(k, *logvar.shape))
+            log_px = self.log_likelihood(features, self.decoder(every_y, z))  # (k, K, B)
+            log_q = elbo.gaussian_log_prob(z, mean, logvar)
+            log_weights.append(log_px + log_py + elbo.standard_normal_log_prob(z) - log_q)
+        # Summing over y is exact: a logsumexp over the classes, then over the samples' mean.
+        weights = torch.cat(log_weights)  # (samples, K, B)
+        return torch.logsumexp(weights, dim=1).logsumexp(0) - math.log(samples)
+
+    @torch.no_grad()
+    def test_elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """U(x), the unlabeled bound on log p(x): (B,)."""
+        return self.unlabeled_elbo(self.features(x))
+
+    def to_data_space(self, decoded) -> torch.Tensor:
+        """The mean of p(x | y, z): pixel probabilities, or a Gaussian's mean."""
+        return decoded[0] if self.likelihood == "gaussian" else torch.sigmoid(decoded)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.features(x)
+        y = self.classifier(features).argmax(-1)
+        return self.generate(y, self.infer_style(x, y))
+
     def log_likelihood(self, x: torch.Tensor, decoded) -> torch.Tensor:
         """log p(x|y,z): Bernoulli on pixels, or Gaussian (real features; M1+M2's p(z1|y,z2))."""
         return log_likelihood(self.likelihood, x, decoded)

@@ -50,12 +50,38 @@ class VAE(L.LightningModule):
         """q(z|x)'s mean and log-variance."""
         return self.encoder(x)
 
+    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x | z]: pixel probabilities (Bernoulli) or the Gaussian's mean."""
+        decoded = self.decoder(z)
+        return decoded[0] if self.likelihood == "gaussian" else torch.sigmoid(decoded)
+
     def elbo(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x) >= E_q[log p(x|z)] - KL(q(z|x) || p(z)), one sample: (B,)."""
         mean, logvar = self.encoder(x)
         z = elbo.reparameterize(mean, logvar)
         log_px = log_likelihood(self.likelihood, x, self.decoder(z))
         return log_px - elbo.gaussian_kl_standard_normal(mean, logvar)
+
+    @torch.no_grad()
+    def test_elbo(self, x: torch.Tensor) -> torch.Tensor:
+        return self.elbo(x)
+
+    @torch.no_grad()
+    def log_px_estimate(self, x: torch.Tensor, samples: int, chunk: int = 10) -> torch.Tensor:
+        """Importance-weighted estimate of log p(x) with ``samples`` draws of q(z|x): (B,).
+
+        log w = log p(x|z) + log p(z) - log q(z|x); drawn ``chunk`` samples at a time, so the
+        (samples, B, D) decoder output never sits in memory at once.
+        """
+        mean, logvar = self.encoder(x)
+        log_weights = []
+        for start in range(0, samples, chunk):
+            k = min(chunk, samples - start)
+            z = elbo.reparameterize(mean.expand(k, *mean.shape), logvar.expand(k, *logvar.shape))
+            log_px = log_likelihood(self.likelihood, x, self.decoder(z))
+            log_q = elbo.gaussian_log_prob(z, mean, logvar)
+            log_weights.append(log_px + elbo.standard_normal_log_prob(z) - log_q)
+        return elbo.importance_weighted_bound(torch.cat(log_weights))
 
     # Batches are plain image tensors (B, D): the VAE sees images only, never labels.
     def training_step(self, x: torch.Tensor, batch_idx: int) -> torch.Tensor:
