@@ -178,6 +178,7 @@ def predict(
         "accuracy": float((predicted[known] == y[known]).float().mean()) if known.any() else None,
     }
     out = out or run_dir / f"predictions_{Path(source).stem if input_file else split}.csv"
+    summary["out"] = str(out)
     write_text_atomic(out, table.to_csv(index=False, float_format="%.6g"))
     write_json_atomic(out.with_suffix(".json"), summary)
     return summary
@@ -197,8 +198,9 @@ def main(argv: list[str] | None = None) -> None:
     except SsvaeError as exc:
         sys.exit(f"ssvae-predict: error: {exc}")
     accuracy = summary["accuracy"]
+    where = "the unlabeled pool" if summary["source"] == "unlabeled" else summary["source"]
     print(
-        f"{summary['rows']} rows of {summary['source']} labeled"
+        f"labeled {summary['rows']} rows of {where}, written to {summary['out']}"
         + (
             f"; accuracy on the {summary['rows_with_labels']} with known labels: {accuracy:.4f}"
             if accuracy is not None

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 REPORT_STEM = "results"
 # Overrides that are the table's own axes, so do not make a run a different variant.
 TABLE_AXES = {"seed", "data", "model", "experiment", "data.num_labels", "data.label_fraction"}
+# What the "data set" column already says: the data's name and, for your own data, its files.
+TABLE_AXES |= {"data.name", "data.path", "data.val_path", "data.test_path", "data.unlabeled_path"}
 COLUMNS = (
     "dataset",
     "model",

@@ -297,6 +297,8 @@ def test_two_job_multirun_on_a_csv_writes_the_table(tmp_path):
         ("t", 10, 1),
         ("t", 20, 1),
     ]
+    # The file's path names neither the job folders (its "/" would nest them) nor a variant.
+    assert len(list(sweep.glob("*/result.json"))) == 2 and "data.path" not in rows[0]["variant"]
 
 
 @needs_mnist
