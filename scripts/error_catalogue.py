@@ -134,13 +134,15 @@ def own_data_cases(folder: Path) -> list[tuple[str, str]]:
     folder.mkdir(parents=True)
     x = np.zeros((6, 3), dtype=np.float32)
 
+    names = iter(range(100))
+
     def npz(**arrays):
-        path = folder / "data.npz"
+        path = folder / f"data{next(names)}.npz"  # each case its own file: they are read later
         np.savez(path, **arrays)
         return lambda: NpzData(path=str(path)).setup()
 
     def csv(text: str, **settings):
-        path = folder / "table.csv"
+        path = folder / f"table{next(names)}.csv"
         path.write_text(text)
         return lambda: CsvData(path=str(path), **settings).setup()
 

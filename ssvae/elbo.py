@@ -62,6 +62,19 @@ def unlabeled_elbo(elbo_per_class: torch.Tensor, class_logits: torch.Tensor) -> 
     return (q_y * elbo_per_class.transpose(0, 1)).sum(-1) + categorical_entropy(class_logits)
 
 
+def auxiliary_labeled_elbo(
+    log_px: torch.Tensor,
+    log_py: torch.Tensor | float,
+    log_pz: torch.Tensor,
+    log_pa: torch.Tensor,
+    log_qz: torch.Tensor,
+) -> torch.Tensor:
+    """Maaløe et al. (2016), eq. (8) given a ~ q(a|x), without its -log q(a|x):
+    log p(x|.) + log p(y) + log p(z) + log p(a|.) - log q(z|a,y,x), one sample of z.
+    (ADGM: p(x|y,z), p(a|x,y,z); SDGM: p(x|y,z,a), p(a|y,z).)"""
+    return log_px + log_py + log_pz + log_pa - log_qz
+
+
 def importance_weighted_bound(log_weights: torch.Tensor) -> torch.Tensor:
     """log p(x) >= log (1/K) sum_k w_k = logsumexp_k(log w_k) - log K, over every leading
     dimension but the last (Burda et al. 2016); K = the number of weights per example.

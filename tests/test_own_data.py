@@ -332,3 +332,19 @@ def test_an_mnist_slice_reads_the_same_from_npz_and_png_folders(tmp_path):
     np.testing.assert_array_equal(png.splits.train.x, splits.train.x[order])
     np.testing.assert_array_equal(png.splits.test.y, np.sort(splits.test.y))
     assert png.model_facts() == npz.model_facts()
+
+
+def test_uncompressed_npz_features_are_memory_mapped_and_read_in_chunks(tmp_path):
+    from ssvae.data.npz import as_float_rows, memory_mapped
+
+    x = np.random.default_rng(0).integers(0, 256, (50, 3, 4), dtype=np.uint8)
+    np.savez(tmp_path / "plain.npz", x=x, y=np.arange(50) % 2)
+    np.savez_compressed(tmp_path / "packed.npz", x=x, y=np.arange(50) % 2)
+    mapped = memory_mapped(tmp_path / "plain.npz", "x")
+    assert isinstance(mapped, np.memmap) and mapped.shape == (50, 3, 4)
+    np.testing.assert_array_equal(mapped, x)
+    assert memory_mapped(tmp_path / "packed.npz", "x") is None  # compressed: read as usual
+    np.testing.assert_allclose(as_float_rows(mapped, chunk=7), x.reshape(50, 12) / 255.0)
+    plain = _setup(NpzData(path=str(tmp_path / "plain.npz")))
+    packed = _setup(NpzData(path=str(tmp_path / "packed.npz")))
+    np.testing.assert_array_equal(plain._x_labeled.numpy(), packed._x_labeled.numpy())

@@ -93,10 +93,10 @@ def select_labeled(
     chosen = []
     for cls, (rows, wanted) in enumerate(zip(members, quota, strict=True)):
         if len(rows) < wanted:
-            hint = "" if selection == "stratified" else ", or data.label_selection=stratified"
+            hint = "" if selection == "stratified" else ", or use data.label_selection=stratified"
             raise ConfigError(
                 f"data.num_labels={num_labels} needs {wanted} images of class {cls}, "
-                f"but the training split has only {len(rows)}{hint}"
+                f"but the training split has only {len(rows)}; lower data.num_labels{hint}"
             )
         chosen.append(rng.choice(rows, size=wanted, replace=False))
     return np.sort(np.concatenate(chosen))

@@ -3,11 +3,14 @@
 Arrays: ``x`` (N, ...) and ``y`` (N,) integer labels, with ``data.unlabeled_label`` (-1) marking
 rows without a label; optionally ``x_val``/``y_val`` and ``x_test``/``y_test`` (otherwise held
 out of the labeled rows), and ``class_names``. Images stored as uint8 are scaled to [0, 1].
-Everything is read into memory: the file's arrays must fit in RAM (a few GB is fine).
+Features become float32 in memory (N x D x 4 bytes). Arrays stored uncompressed (np.savez) are
+memory-mapped and converted in chunks, so the float32 copy is all that is held; compressed ones
+(np.savez_compressed) are decompressed into memory first.
 """
 
 from __future__ import annotations
 
+import struct
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -52,7 +55,12 @@ class NpzData(SemiSupervisedDataModule):
             for required in ("x", "y"):
                 if required not in names:
                     raise DataError(f"{path}: no array {required!r}; it has {sorted(names)}")
-            arrays = {name: archive[name] for name in names}
+            # Feature arrays stored uncompressed (np.savez) are memory-mapped, not read whole.
+            arrays = {
+                name: (memory_mapped(path, name) if name.startswith("x") else None)
+                for name in names
+            }
+            arrays = {n: a if a is not None else archive[n] for n, a in arrays.items()}
         class_names = arrays.get("class_names")
         train = self._split(path, arrays, "x", "y", allow_unlabeled=True)
         val = self._optional_split(path, arrays, "val")
@@ -113,6 +121,39 @@ class NpzData(SemiSupervisedDataModule):
                 f"and {self.unlabeled_label} (data.unlabeled_label) marks an unlabeled row"
             )
         y = np.where(unlabeled, UNLABELED, y)
-        scale = 255.0 if x.dtype == np.uint8 else 1.0
-        flat = x.reshape(len(x), -1).astype(np.float32) / np.float32(scale)
-        return Split(flat, y)
+        return Split(as_float_rows(x), y)
+
+
+def as_float_rows(x: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """(N, D) float32 in chunks (uint8 scaled to [0, 1]): a memory-mapped x is read piece by
+    piece, so the float32 copy is all that is ever held in memory."""
+    scale = np.float32(255.0 if x.dtype == np.uint8 else 1.0)
+    out = np.empty((len(x), int(np.prod(x.shape[1:], dtype=np.int64))), dtype=np.float32)
+    for start in range(0, len(x), chunk):
+        part = np.asarray(x[start : start + chunk])
+        out[start : start + len(part)] = part.reshape(len(part), -1) / scale
+    return out
+
+
+def memory_mapped(path: Path, name: str) -> np.ndarray | None:
+    """Member ``name`` of an .npz as a read-only memory map, or None when it is compressed
+    (np.savez_compressed) or not a plain array; then it is read as usual."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(f"{name}.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)  # the zip local file header: its name and extra field follow
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        handle.seek(info.header_offset + 30 + name_length + extra_length)
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+        offset = handle.tell()
+    if dtype.hasobject:
+        return None
+    order = "F" if fortran else "C"
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, order=order, offset=offset)

@@ -1,0 +1,200 @@
+"""ADGM, the auxiliary deep generative model of Maaløe et al. (2016), "Auxiliary Deep Generative
+Models", sec. 2-3: M2 with an auxiliary latent variable a that makes q(y|a,x) and q(z|a,y,x)
+more expressive, while the generative model keeps p(x|y,z).
+
+Generative:  p(y) = Cat(1/K), p(z) = N(0, I), p(x | y, z) = Bernoulli, p(a | x, y, z) = N.
+Inference:   q(a | x) = N, q(y | a, x) = Cat, q(z | a, y, x) = N.
+
+Labeled (eq. 8):   L(x, y) = E_q(a,z|x,y)[log p(x|y,z) p(y) p(z) p(a|x,y,z) - log q(a|x) q(z|a,y,x)]
+Unlabeled (eq. 9): U(x) = E_q(a|x)[sum_y q(y|a,x) L(x, y, a) + H(q(y|a,x))] - ..., y enumerated
+in one batched pass as in M2, a and z reparameterised (``samples`` draws of a per image).
+Labeled images add alpha * -log q(y|a,x); prediction averages q(y|a,x) over ``eval_samples``
+draws of a, in one forward pass for the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ssvae import elbo
+from ssvae.elbo import check_likelihood, log_likelihood
+from ssvae.errors import ConfigError
+from ssvae.models.base import OptimizerFactory, SchedulerFactory, SemiSupervisedModule
+from ssvae.models.m2 import log_class_prior, term_weights
+from ssvae.nets import MLP, GaussianMLP, check_layer_sizes
+
+
+def _positive_int(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"model.{field}={value} must be a positive integer")
+    return value
+
+
+class ADGM(SemiSupervisedModule):
+    def __init__(
+        self,
+        x_dim: int,
+        num_classes: int,
+        num_labeled: int,
+        num_unlabeled: int,
+        a_dim: int = 100,
+        z_dim: int = 100,
+        hidden_dims: Sequence[int] = (500, 500),
+        activation: str = "relu",
+        alpha_scale: float = 0.1,
+        weighting: str = "balanced",
+        binarize: bool = True,
+        samples: int = 1,
+        eval_samples: int = 100,
+        gradient_clip_norm: float | None = 5.0,
+        likelihood: str = "bernoulli",
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
+        super().__init__(num_classes, optimizer, scheduler)
+        hidden = check_layer_sizes(hidden_dims, z_dim)
+        check_layer_sizes(hidden_dims, a_dim)
+        check_likelihood(likelihood)
+        if not alpha_scale >= 0:
+            raise ConfigError(f"model.alpha_scale={alpha_scale} must be >= 0")
+        self.samples = _positive_int(samples, "samples")
+        self.eval_samples = _positive_int(eval_samples, "eval_samples")
+        self.weights = term_weights(weighting, alpha_scale, num_labeled, num_unlabeled)
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.num_classes = num_classes
+        self.likelihood = likelihood
+        self.binarize = binarize and likelihood == "bernoulli"
+        self.gradient_clip_norm = gradient_clip_norm
+        self.log_prior_y = log_class_prior("uniform", num_classes, None)
+        # Inference model.
+        self.q_a = GaussianMLP([x_dim], hidden, a_dim, activation)  # q(a|x)
+        self.q_y = MLP([x_dim, a_dim], hidden, num_classes, activation)  # q(y|a,x)
+        self.q_z = GaussianMLP([x_dim, a_dim, num_classes], hidden, z_dim, activation)  # q(z|a,y,x)
+        self.build_generative(x_dim, a_dim, z_dim, hidden, activation)
+
+    def build_generative(self, x_dim, a_dim, z_dim, hidden, activation) -> None:
+        decoder = GaussianMLP if self.likelihood == "gaussian" else MLP
+        k = self.num_classes
+        self.p_x = decoder([k, z_dim], hidden, x_dim, activation)  # p(x|y,z)
+        self.p_a = GaussianMLP([x_dim, k, z_dim], hidden, a_dim, activation)  # p(a|x,y,z)
+
+    # The two generative factors that ADGM and SDGM draw differently.
+    def log_px(self, x, y, z, a) -> torch.Tensor:
+        """log p(x | y, z)."""
+        return log_likelihood(self.likelihood, x, self.p_x(y, z))
+
+    def log_pa(self, x, y, z, a) -> torch.Tensor:
+        """log p(a | x, y, z)."""
+        return elbo.gaussian_log_prob(a, *self.p_a(x, y, z))
+
+    def decode(self, y_onehot: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """E[x | y, z]: ADGM's x does not depend on a."""
+        return self.to_data_space(self.p_x(y_onehot, z))
+
+    # --- shared by ADGM and SDGM ---------------------------------------------------------------
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.bernoulli(x) if self.binarize and self.training else x
+
+    def sample_a(self, x: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """a ~ q(a|x), (S, B, A), and log q(a|x), (S, B)."""
+        mean, logvar = self.q_a(x)
+        a = elbo.reparameterize(
+            mean.expand(samples, *mean.shape), logvar.expand(samples, *logvar.shape)
+        )
+        return a, elbo.gaussian_log_prob(a, mean, logvar)
+
+    def bound_given_a(self, x, y_onehot, a) -> torch.Tensor:
+        """L(x, y, a) without -log q(a|x): one z ~ q(z|a,y,x). Broadcasts over leading dims."""
+        mean, logvar = self.q_z(x, a, y_onehot)
+        z = elbo.reparameterize(mean, logvar)
+        log_py = (y_onehot * self.log_prior_y.to(y_onehot)).sum(-1)
+        return elbo.auxiliary_labeled_elbo(
+            self.log_px(x, y_onehot, z, a),
+            log_py,
+            elbo.standard_normal_log_prob(z),
+            self.log_pa(x, y_onehot, z, a),
+            elbo.gaussian_log_prob(z, mean, logvar),
+        )
+
+    def labeled_elbo(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """L(x, y), averaged over ``samples`` draws of a: (B,)."""
+        a, log_qa = self.sample_a(x, self.samples)  # (S, B, A), (S, B)
+        y_onehot = F.one_hot(y, self.num_classes).to(x.dtype)
+        return (self.bound_given_a(x, y_onehot, a) - log_qa).mean(0)
+
+    def unlabeled_elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """U(x): y summed out under q(y|a,x) in one pass over every class: (B,)."""
+        a, log_qa = self.sample_a(x, self.samples)  # (S, B, A)
+        every_y = torch.eye(self.num_classes, dtype=x.dtype, device=x.device)[:, None, None]
+        per_class = self.bound_given_a(x, every_y, a)  # (K, S, B)
+        logits = self.q_y(x, a)  # (S, B, K)
+        bound = elbo.unlabeled_elbo(per_class.flatten(1), logits.flatten(0, 1))  # (S * B,)
+        return (bound.view_as(log_qa) - log_qa).mean(0)
+
+    # --- what figures call (ssvae/figures.py) -------------------------------------------------
+    def to_data_space(self, decoded) -> torch.Tensor:
+        return decoded[0] if self.likelihood == "gaussian" else torch.sigmoid(decoded)
+
+    @torch.no_grad()
+    def generate(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.decode(F.one_hot(y, self.num_classes).to(z.dtype), z)
+
+    @torch.no_grad()
+    def infer_style(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """q(z | a, y, x)'s mean at a = q(a|x)'s mean."""
+        a = self.q_a(x)[0]
+        return self.q_z(x, a, F.one_hot(y, self.num_classes).to(x.dtype))[0]
+
+    @torch.no_grad()
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        return self.infer_style(x, self.classify(x).argmax(-1))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.classify(x).argmax(-1)
+        return self.generate(y, self.infer_style(x, y))
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """log of q(y|a,x) averaged over ``eval_samples`` draws of a (one pass): (B, K)."""
+        samples = self.samples if self.training else self.eval_samples
+        a, _ = self.sample_a(x, samples)
+        log_q = F.log_softmax(self.q_y(x, a), dim=-1)  # (S, B, K)
+        return torch.logsumexp(log_q, dim=0) - torch.log(torch.tensor(float(samples)))
+
+    def loss_terms(self, batch: dict) -> dict[str, torch.Tensor]:
+        x_l, y_l = batch["labeled"]
+        x_l = self.features(x_l)
+        neg_l = -self.labeled_elbo(x_l, y_l).mean()
+        class_nll = F.nll_loss(self.classify(x_l), y_l)
+        loss = self.weights["labeled"] * neg_l + self.weights["classify"] * class_nll
+        terms = {"elbo_labeled": -neg_l, "class_nll": class_nll}
+        if batch.get("unlabeled") is not None:
+            neg_u = -self.unlabeled_elbo(self.features(batch["unlabeled"])).mean()
+            loss = loss + self.weights["unlabeled"] * neg_u
+            terms["elbo_unlabeled"] = -neg_u
+        return {"loss": loss, **terms}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        terms = self.loss_terms(batch)
+        n_l = len(batch["labeled"][1])
+        n_u = len(batch["unlabeled"]) if batch.get("unlabeled") is not None else 0
+        for name, value in terms.items():
+            size = {"loss": n_l + n_u, "elbo_unlabeled": n_u}.get(name, n_l)
+            self.log(f"train/{name}", value, batch_size=size)
+        return self.check_finite(terms["loss"])
+
+    def configure_gradient_clipping(
+        self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
+    ):
+        """The authors' clipping (norm 5) as the model's default, through Lightning's hook;
+        trainer.gradient_clip_val, when set, takes precedence."""
+        value = gradient_clip_val if gradient_clip_val is not None else self.gradient_clip_norm
+        if value:
+            self.clip_gradients(
+                optimizer,
+                gradient_clip_val=value,
+                gradient_clip_algorithm=gradient_clip_algorithm or "norm",
+            )

@@ -1,0 +1,116 @@
+"""ADGM and SDGM (Maaløe et al. 2016): bounds against hand computation, enumeration against a
+loop over classes, prediction averaging, and a short digits run."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ssvae import elbo
+from ssvae.models.adgm import ADGM
+from ssvae.models.sdgm import SDGM
+from ssvae.train import train
+
+K, D = 3, 5
+
+
+@pytest.fixture
+def no_sampling(monkeypatch):
+    """a and z at their means, so that batched and looped computations see the same values."""
+    monkeypatch.setattr(elbo, "reparameterize", lambda mean, logvar: mean)
+
+
+def _model(cls=ADGM, **kwargs):
+    torch.manual_seed(0)
+    settings = dict(
+        x_dim=D,
+        num_classes=K,
+        num_labeled=6,
+        num_unlabeled=30,
+        a_dim=2,
+        z_dim=3,
+        hidden_dims=[8],
+        binarize=False,
+    )
+    return cls(**{**settings, **kwargs})
+
+
+def _by_hand(model, x, y):
+    """Eq. (8) written out term by term for one draw (the means) of a and z."""
+    a_mean, a_logvar = model.q_a(x)
+    a = a_mean.unsqueeze(0)
+    onehot = F.one_hot(y, K).float()
+    z_mean, z_logvar = model.q_z(x, a, onehot)
+    z = z_mean
+    if isinstance(model, SDGM):
+        log_px = elbo.bernoulli_log_prob(model.p_x(onehot, z, a), x)
+        log_pa = elbo.gaussian_log_prob(a, *model.p_a(onehot, z))
+    else:
+        log_px = elbo.bernoulli_log_prob(model.p_x(onehot, z), x)
+        log_pa = elbo.gaussian_log_prob(a, *model.p_a(x, onehot, z))
+    log_pz = -0.5 * (z.pow(2) + torch.log(torch.tensor(2 * torch.pi))).sum(-1)
+    log_qz = elbo.gaussian_log_prob(z, z_mean, z_logvar)
+    log_qa = elbo.gaussian_log_prob(a, a_mean, a_logvar)
+    return (log_px + torch.log(torch.tensor(1 / K)) + log_pz + log_pa - log_qz - log_qa)[0]
+
+
+@pytest.mark.parametrize("cls", [ADGM, SDGM])
+def test_labeled_bound_equals_the_hand_computed_sum(no_sampling, cls):
+    model = _model(cls)
+    x, y = torch.rand(4, D).round(), torch.tensor([0, 2, 1, 0])
+    torch.testing.assert_close(model.labeled_elbo(x, y), _by_hand(model, x, y))
+
+
+@pytest.mark.parametrize("cls", [ADGM, SDGM])
+def test_unlabeled_bound_equals_the_explicit_loop_over_classes(no_sampling, cls):
+    model = _model(cls)
+    x = torch.rand(4, D).round()
+    a = model.q_a(x)[0]
+    q_y = F.softmax(model.q_y(x, a), -1)
+    log_qa = elbo.gaussian_log_prob(a, *model.q_a(x))
+    looped = torch.zeros(4)
+    for k in range(K):
+        y = torch.full((4,), k)
+        looped += q_y[:, k] * (_by_hand(model, x, y) + log_qa)  # L(x, y, a) without -log q(a|x)
+    looped += -(q_y * q_y.log()).sum(-1) - log_qa
+    torch.testing.assert_close(model.unlabeled_elbo(x), looped)
+
+
+def test_prediction_with_one_sample_is_that_samples_q_y():
+    model = _model(eval_samples=1).eval()
+    x = torch.rand(6, D)
+    torch.manual_seed(3)
+    averaged = model.classify(x)
+    torch.manual_seed(3)
+    a, _ = model.sample_a(x, 1)
+    torch.testing.assert_close(averaged, F.log_softmax(model.q_y(x, a[0]), -1))
+    many = _model(eval_samples=50).eval().classify(x)
+    torch.testing.assert_close(many.exp().sum(-1), torch.ones(6))  # still a distribution
+
+
+def test_gradient_clipping_is_the_models_default(compose_cfg):
+    model = _model(gradient_clip_norm=5.0)
+    calls = []
+    model.clip_gradients = lambda optimizer, **kwargs: calls.append(kwargs)
+    model.configure_gradient_clipping(None)
+    model.configure_gradient_clipping(None, gradient_clip_val=1.0)
+    assert calls == [
+        {"gradient_clip_val": 5.0, "gradient_clip_algorithm": "norm"},
+        {"gradient_clip_val": 1.0, "gradient_clip_algorithm": "norm"},
+    ]
+
+
+@pytest.mark.parametrize("model", ["adgm", "sdgm"])
+def test_a_short_digits_run_learns(compose_cfg, model):
+    record = train(
+        compose_cfg(
+            f"model={model}",
+            "data.num_labels=100",
+            "model.hidden_dims=[64,64]",
+            "model.a_dim=8",
+            "model.z_dim=8",
+            "model.optimizer.lr=3e-3",
+            "model.eval_samples=10",
+            "trainer.max_epochs=15",
+        )
+    )
+    assert record["status"] == "ok" and record["test_acc"] > 0.7  # chance: 0.1
