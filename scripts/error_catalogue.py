@@ -197,7 +197,8 @@ def main() -> None:
         "",
         "Written by `.venv/bin/python scripts/error_catalogue.py`, which triggers each case for "
         "real. Every case is also a test (tests/test_train.py, test_labels.py, test_idx.py, "
-        "test_sources.py, test_resume.py, test_launchers.py). All fail before training starts.",
+        "test_sources.py, test_resume.py, test_launchers.py, test_own_data.py). All fail before "
+        "training starts.",
         "",
         "| bad input | how | message |",
         "| --- | --- | --- |",

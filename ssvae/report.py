@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ssvae.io import write_bytes_atomic, write_json_atomic, write_text_atomic
-from ssvae.runs import RESULT_FILE, is_plumbing
+from ssvae.runs import DATA_FILE_KEYS, RESULT_FILE, is_plumbing
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ REPORT_STEM = "results"
 # Overrides that are the table's own axes, so do not make a run a different variant.
 TABLE_AXES = {"seed", "data", "model", "experiment", "data.num_labels", "data.label_fraction"}
 # What the "data set" column already says: the data's name and, for your own data, its files.
-TABLE_AXES |= {"data.name", "data.path", "data.val_path", "data.test_path", "data.unlabeled_path"}
+TABLE_AXES |= {"data.name", *DATA_FILE_KEYS}
 COLUMNS = (
     "dataset",
     "model",

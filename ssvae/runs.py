@@ -28,6 +28,9 @@ LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 # hydra.job.config.override_dirname.exclude_keys lists the ones users commonly override.)
 PLUMBING_KEYS = ("paths", "num_threads", "ckpt_path", "resume", "sweep_name", "logger")
 PLUMBING_DATA_KEYS = ("root", "download")
+# Your own data's files: they do change the result, but data.name (the file's name by default)
+# names the data in job folders and tables, where a path's "/" would nest folders.
+DATA_FILE_KEYS = ("data.path", "data.val_path", "data.test_path", "data.unlabeled_path")
 PLUMBING_TRAINER_KEYS = ("enable_progress_bar", "accelerator", "devices", "strategy", "num_nodes")
 
 

@@ -37,7 +37,16 @@ def digits_runs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("runs")
     runs = {}
-    for model in ("m2", "supervised", "svm", "logreg", "label_spreading"):
+    for model in (
+        "m2",
+        "m1m2",
+        "m1",
+        "supervised",
+        "svm",
+        "logreg",
+        "label_spreading",
+        "self_training",
+    ):
         out = root / model
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
             cfg = compose(
@@ -51,7 +60,14 @@ def digits_runs(tmp_path_factory):
                     "calibrate=true",
                     "reliability_diagram=true",
                     "log_likelihood_samples=20",
-                    *(["model.hidden_dims=[32]", "model.z_dim=4"] if model == "m2" else []),
+                    "vae.max_epochs=5",
+                    "vae.model.hidden_dims=[64]",
+                    *(
+                        ["model.hidden_dims=[32]", "model.z_dim=4"]
+                        if model in ("m2", "m1m2")
+                        else []
+                    ),
+                    f"paths.cache_dir={root / 'cache'}",
                 ],
             )
         record = train(cfg)
@@ -68,7 +84,7 @@ def test_every_model_records_nll_ece_and_a_temperature(digits_runs):
         assert calibration["val_after"]["nll"] <= calibration["val_before"]["nll"] + 1e-6, model
         assert (out / "reliability.png").stat().st_size > 5000
         # Models of x record how well they model it; the baselines have nothing to say.
-        if model == "m2":
+        if model in ("m2", "m1"):  # M1: its VAE's
             assert record["test_elbo"] < record["test_log_px"] < 0
         else:
             assert "test_log_px" not in record, model

@@ -3,6 +3,7 @@ path can be checked against the built-in one on the same images."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,6 @@ from ssvae.io import temp_file_beside
 
 def write_npz(splits: SplitData, path: Path) -> Path:
     """x/y (training rows), x_val/y_val, x_test/y_test and class_names; atomically."""
-    import os
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = temp_file_beside(path, suffix=".npz")
