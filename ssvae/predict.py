@@ -160,6 +160,7 @@ def predict(
         source = split
     model = trained_model(cfg, result, run_dir, datamodule)
     temperature = float(result.get("calibration", {}).get("temperature", 1.0))
+    torch.manual_seed(cfg.seed)  # models that sample to predict (ADGM's a) give the same rows
     probs = probabilities(model, x, temperature)
     names = datamodule.class_names
     confidence, predicted = probs.max(-1)
