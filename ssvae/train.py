@@ -361,12 +361,15 @@ def finish(record: dict[str, Any], trainer: L.Trainer, output_dir: Path) -> dict
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    """Returns the best validation error: what an optimising sweeper (hparams_search=...)
+    minimises. Never the test error, which model selection must not see."""
     try:
         record = train(cfg)
     except (ConfigError, DataError) as exc:
         # A bad setting or data file: one clear line and a non-zero exit, no traceback.
         raise SystemExit(f"ssvae: error: {exc}") from None
-    return record.get("test_err")
+    best_val_acc = record.get("best_val_acc")
+    return None if best_val_acc is None else 1.0 - float(best_val_acc)
 
 
 if __name__ == "__main__":

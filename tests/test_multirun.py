@@ -27,3 +27,25 @@ def test_bad_setting_exits_with_one_clear_line(tmp_path):
         "use a multiple of 10, or data.label_selection=stratified"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_optuna_search_minimises_validation_error_over_trials(tmp_path):
+    sweep = tmp_path / "search"
+    result = run_train(
+        tmp_path,
+        "-m",
+        "hparams_search=m2_optuna",
+        "hydra.sweeper.n_trials=2",
+        "model.hidden_dims=[16]",
+        "model.z_dim=2",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = (sweep / "optimization_results.yaml").read_text()
+    records = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
+    assert len(records) == 2
+    # Optuna's best value is a trial's validation error, not its test error.
+    best_value = float(best.split("best_value:")[1].split()[0])
+    assert best_value == min(1 - r["best_val_acc"] for r in records)
