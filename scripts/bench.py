@@ -36,20 +36,21 @@ VAE_Z = 50
 
 
 def build(model: str, device: torch.device):
+    """M2 on pixels, M1+M2's M2 on a 50-d latent, or ADGM / SDGM on pixels (their defaults)."""
+    from ssvae.models.adgm import ADGM
     from ssvae.models.m2 import M2
+    from ssvae.models.sdgm import SDGM
 
-    x_dim = 784 if model == "m2" else VAE_Z
-    likelihood = "bernoulli" if model == "m2" else "gaussian"
-    m2 = M2(
-        x_dim=x_dim,
-        num_classes=10,
-        num_labeled=LABELED,
-        num_unlabeled=EPOCH_IMAGES - LABELED,
-        likelihood=likelihood,
-        weighting="paper",
-    ).to(device)
-    opt = torch.optim.Adam(m2.parameters(), lr=1e-4)
-    return m2, opt, x_dim
+    x_dim = VAE_Z if model == "m1m2" else 784
+    sizes = dict(num_classes=10, num_labeled=LABELED, num_unlabeled=EPOCH_IMAGES - LABELED)
+    if model in ("adgm", "sdgm"):
+        net = (ADGM if model == "adgm" else SDGM)(x_dim=x_dim, **sizes)
+    else:
+        likelihood = "bernoulli" if model == "m2" else "gaussian"
+        net = M2(x_dim=x_dim, likelihood=likelihood, weighting="paper", **sizes)
+    net = net.to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    return net, opt, x_dim
 
 
 def make_batch(x_dim: int, unlabeled: int, gaussian: bool, device: torch.device) -> dict:
@@ -89,20 +90,23 @@ def matmul_rate(shapes: list[tuple[int, int, int]], dtype, device, seconds: floa
     return flops * reps / (time.perf_counter() - start) / 1e9
 
 
-def step_shapes(m2, unlabeled: int) -> list[tuple[int, int, int]]:
-    """The forward matmuls (m, k, n) of one step of ``m2`` (one hidden layer, as configured)."""
-    x, hidden, z = m2.hparams.x_dim, m2.hparams.hidden_dims[0], m2.hparams.z_dim
-    out = m2.decoder.rest[-1].out_features  # Bernoulli logits, or a Gaussian's mean and log-var
-    images = unlabeled + LABELED
-    rows = 10 * unlabeled + LABELED  # every class for every unlabeled image
-    return [
-        (images, x, hidden),  # q(y|x) first layer
-        (images, hidden, 10),  # q(y|x) logits
-        (images, x, hidden),  # q(z|x,y): x's projection, once per image, shared by the classes
-        (rows, hidden, 2 * z),  # q(z|x,y): mean and log-variance
-        (rows, z, hidden),  # p(x|y,z): z's projection
-        (rows, hidden, out),  # p(x|y,z) head
+def step_shapes(model, batch: dict) -> list[tuple[int, int, int]]:
+    """The forward matmuls (m, k, n) of one step, recorded from every nn.Linear the loss calls
+    (rows = every leading dimension, e.g. classes x images), so any model's shapes are exact."""
+    shapes: list[tuple[int, int, int]] = []
+
+    def record(layer, inputs, output) -> None:
+        x = inputs[0]
+        shapes.append((x.numel() // x.shape[-1], layer.in_features, layer.out_features))
+
+    hooks = [
+        m.register_forward_hook(record) for m in model.modules() if isinstance(m, torch.nn.Linear)
     ]
+    with torch.no_grad():
+        model.loss_terms(batch)
+    for hook in hooks:
+        hook.remove()
+    return shapes
 
 
 def run_one(args: argparse.Namespace) -> dict:
@@ -111,7 +115,7 @@ def run_one(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     m2, opt, x_dim = build(args.model, device)
-    batch = make_batch(x_dim, args.unlabeled, args.model != "m2", device)
+    batch = make_batch(x_dim, args.unlabeled, args.model == "m1m2", device)
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
 
     def autocast():
@@ -144,7 +148,7 @@ def run_one(args: argparse.Namespace) -> dict:
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
-    rate = matmul_rate(step_shapes(m2, args.unlabeled), dtype, device)
+    rate = matmul_rate(step_shapes(m2, batch), dtype, device)
     images = LABELED + args.unlabeled
     bound_s = flops / (rate * 1e9)
     return {
@@ -192,7 +196,9 @@ def to_markdown(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["m2", "m1m2"], choices=["m2", "m1m2"])
+    parser.add_argument(
+        "--models", nargs="+", default=["m2", "m1m2"], choices=["m2", "m1m2", "adgm", "sdgm"]
+    )
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--unlabeled", nargs="+", type=int, default=[100, 500])
