@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from ssvae import elbo
 from ssvae.elbo import check_likelihood, log_likelihood
 from ssvae.errors import ConfigError
-from ssvae.models.base import OptimizerFactory, SchedulerFactory, SemiSupervisedModule
+from ssvae.models.base import OptimizerFactory, SchedulerFactory, WeightedBoundModule
 from ssvae.models.m2 import log_class_prior, term_weights
 from ssvae.nets import MLP, GaussianMLP, check_layer_sizes
 
@@ -33,7 +33,7 @@ def _positive_int(value: object, field: str) -> int:
     return value
 
 
-class ADGM(SemiSupervisedModule):
+class ADGM(WeightedBoundModule):
     def __init__(
         self,
         x_dim: int,
@@ -164,27 +164,9 @@ class ADGM(SemiSupervisedModule):
         log_q = F.log_softmax(self.q_y(x, a), dim=-1)  # (S, B, K)
         return torch.logsumexp(log_q, dim=0) - torch.log(torch.tensor(float(samples)))
 
-    def loss_terms(self, batch: dict) -> dict[str, torch.Tensor]:
-        x_l, y_l = batch["labeled"]
-        x_l = self.features(x_l)
-        neg_l = -self.labeled_elbo(x_l, y_l).mean()
-        class_nll = F.nll_loss(self.classify(x_l), y_l)
-        loss = self.weights["labeled"] * neg_l + self.weights["classify"] * class_nll
-        terms = {"elbo_labeled": -neg_l, "class_nll": class_nll}
-        if batch.get("unlabeled") is not None:
-            neg_u = -self.unlabeled_elbo(self.features(batch["unlabeled"])).mean()
-            loss = loss + self.weights["unlabeled"] * neg_u
-            terms["elbo_unlabeled"] = -neg_u
-        return {"loss": loss, **terms}
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        terms = self.loss_terms(batch)
-        n_l = len(batch["labeled"][1])
-        n_u = len(batch["unlabeled"]) if batch.get("unlabeled") is not None else 0
-        for name, value in terms.items():
-            size = {"loss": n_l + n_u, "elbo_unlabeled": n_u}.get(name, n_l)
-            self.log(f"train/{name}", value, batch_size=size)
-        return self.check_finite(terms["loss"])
+    def class_nll(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """mean -log q(y|a,x), a ~ q(a|x) (averaged over ``samples`` draws)."""
+        return F.nll_loss(self.classify(x), y)
 
     def configure_gradient_clipping(
         self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None

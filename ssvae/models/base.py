@@ -131,3 +131,39 @@ def optimizer_config(
     if scheduler is None:
         return {"optimizer": opt}
     return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler(opt), "interval": "epoch"}}
+
+
+class WeightedBoundModule(SemiSupervisedModule):
+    """M2 and the models built like it: the loss of a mixed batch is
+
+        weights["labeled"] * -mean L(x, y) + weights["unlabeled"] * -mean U(x)
+            + weights["classify"] * mean -log q(y|x)
+
+    (the weights: ssvae.models.m2.term_weights). Subclasses define ``features``,
+    ``labeled_elbo(x, y)``, ``unlabeled_elbo(x)`` and ``class_nll(x, y)`` on featurised x.
+    """
+
+    weights: dict[str, float]
+
+    def loss_terms(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The weighted loss of one mixed batch and its parts (for logging and benchmarks)."""
+        x_l, y_l = batch["labeled"]
+        x_l = self.features(x_l)
+        neg_l = -self.labeled_elbo(x_l, y_l).mean()
+        class_nll = self.class_nll(x_l, y_l)
+        loss = self.weights["labeled"] * neg_l + self.weights["classify"] * class_nll
+        terms = {"elbo_labeled": -neg_l, "class_nll": class_nll}
+        if batch.get("unlabeled") is not None:
+            neg_u = -self.unlabeled_elbo(self.features(batch["unlabeled"])).mean()
+            loss = loss + self.weights["unlabeled"] * neg_u
+            terms["elbo_unlabeled"] = -neg_u
+        return {"loss": loss, **terms}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        terms = self.loss_terms(batch)
+        n_l = len(batch["labeled"][1])
+        n_u = len(batch["unlabeled"]) if batch.get("unlabeled") is not None else 0
+        for name, value in terms.items():
+            size = {"loss": n_l + n_u, "elbo_unlabeled": n_u}.get(name, n_l)
+            self.log(f"train/{name}", value, batch_size=size)
+        return self.check_finite(terms["loss"])

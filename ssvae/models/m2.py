@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ssvae import elbo
 from ssvae.elbo import check_likelihood, log_likelihood
 from ssvae.errors import ConfigError
-from ssvae.models.base import OptimizerFactory, SchedulerFactory, SemiSupervisedModule
+from ssvae.models.base import OptimizerFactory, SchedulerFactory, WeightedBoundModule
 from ssvae.nets import MLP, GaussianMLP, check_layer_sizes
 
 WEIGHTINGS = ("paper", "balanced")
@@ -62,7 +62,7 @@ def log_class_prior(
     return torch.log(counts / counts.sum())
 
 
-class M2(SemiSupervisedModule):
+class M2(WeightedBoundModule):
     def __init__(
         self,
         x_dim: int,
@@ -184,26 +184,10 @@ class M2(SemiSupervisedModule):
         """U(x) = sum_y q(y|x) L(x, y) + H(q(y|x)): (B,). ``x`` as ``features`` gives it."""
         return elbo.unlabeled_elbo(self.elbo_all_classes(x), self.classifier(x))
 
-    def loss_terms(self, batch: dict) -> dict[str, torch.Tensor]:
-        """The weighted loss of one mixed batch and its parts (for logging and benchmarks)."""
-        x_l, y_l = batch["labeled"]
-        x_l = self.features(x_l)
-        y_onehot = F.one_hot(y_l, self.num_classes).to(x_l.dtype)
-        neg_l = -self.elbo(x_l, y_onehot).mean()
-        class_nll = F.cross_entropy(self.classifier(x_l), y_l)
-        loss = self.weights["labeled"] * neg_l + self.weights["classify"] * class_nll
-        terms = {"elbo_labeled": -neg_l, "class_nll": class_nll}
-        if batch.get("unlabeled") is not None:
-            neg_u = -self.unlabeled_elbo(self.features(batch["unlabeled"])).mean()
-            loss = loss + self.weights["unlabeled"] * neg_u
-            terms["elbo_unlabeled"] = -neg_u
-        return {"loss": loss, **terms}
+    def labeled_elbo(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """L(x, y) for class indices y: (B,)."""
+        return self.elbo(x, F.one_hot(y, self.num_classes).to(x.dtype))
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        terms = self.loss_terms(batch)
-        n_l = len(batch["labeled"][1])
-        n_u = len(batch["unlabeled"]) if batch.get("unlabeled") is not None else 0
-        for name, value in terms.items():
-            size = {"loss": n_l + n_u, "elbo_unlabeled": n_u}.get(name, n_l)
-            self.log(f"train/{name}", value, batch_size=size)
-        return self.check_finite(terms["loss"])
+    def class_nll(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """mean -log q(y|x) over the labeled batch."""
+        return F.cross_entropy(self.classifier(x), y)
