@@ -16,9 +16,11 @@ from omegaconf import DictConfig, OmegaConf
 from ssvae.errors import ConfigError
 
 
-def _positive_int(value: object, field: str) -> None:
+def positive_int(value: object, field: str) -> int:
+    """``value`` if it is a positive int (not a bool); else one line naming ``field``."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"{field}={value} must be a positive integer")
+    return value
 
 
 def check_data(data: DictConfig) -> None:
@@ -36,7 +38,7 @@ def check_data(data: DictConfig) -> None:
             f"got num_labels={count}, label_fraction={fraction}"
         )
     if count is not None:
-        _positive_int(count, "data.num_labels")
+        positive_int(count, "data.num_labels")
     elif fraction is not None and (
         isinstance(fraction, bool)
         or not isinstance(fraction, (int, float))
@@ -44,7 +46,7 @@ def check_data(data: DictConfig) -> None:
     ):
         raise ConfigError(f"data.label_fraction={fraction} must be a number in (0, 1]")
     for field in ("labeled_batch_size", "unlabeled_batch_size", "eval_batch_size"):
-        _positive_int(data.get(field), f"data.{field}")
+        positive_int(data.get(field), f"data.{field}")
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -54,7 +56,7 @@ def check_config(cfg: DictConfig) -> None:
     check_data(cfg.data)
     max_epochs = cfg.trainer.get("max_epochs")
     if max_epochs is not None and max_epochs != -1:
-        _positive_int(max_epochs, "trainer.max_epochs")
+        positive_int(max_epochs, "trainer.max_epochs")
     check_scheduler(cfg)
     check_training(cfg)
     if cfg.get("ckpt_path") and not _trains_by_gradient(cfg.model):
@@ -85,7 +87,7 @@ def check_training(cfg: DictConfig) -> None:
             f"trainer.precision={precision} is not known; allowed: {list(PRECISIONS)}"
         )
     if cfg.model.get("uses_vae"):
-        _positive_int(cfg.vae.max_epochs, "vae.max_epochs")
+        positive_int(cfg.vae.max_epochs, "vae.max_epochs")
 
 
 def check_scheduler(cfg: DictConfig) -> None:

@@ -83,7 +83,8 @@ def trained_model(cfg: DictConfig, result: dict, run_dir: Path, datamodule):
 def read_input(path: Path, record: dict, x_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A user's file in the run's layout: npz ``x`` (optional ``y``) or a CSV of the features
     (its label column, if present, gives labels). Standardised as the run's training rows were."""
-    from ssvae.data.tabular import numeric_features, read_table
+    from ssvae.data.npz import as_float_rows
+    from ssvae.data.tabular import label_cells, numeric_features, read_table
 
     if not path.is_file():
         raise DataError(f"{path}: no such file (--input)")
@@ -98,8 +99,7 @@ def read_input(path: Path, record: dict, x_dim: int) -> tuple[torch.Tensor, torc
                 labels = archive["y"].astype(np.int64) if "y" in archive.files else None
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: not a readable .npz file ({exc})") from None
-        scale = 255.0 if x.dtype == np.uint8 else 1.0
-        x = x.reshape(len(x), -1).astype(np.float32) / np.float32(scale)
+        x = as_float_rows(x)  # as the run's npz rows were read
     elif path.suffix == ".csv":
         label_column = record.get("label_column") or "label"
         frame = pd.read_csv(path, nrows=0)
@@ -113,9 +113,7 @@ def read_input(path: Path, record: dict, x_dim: int) -> tuple[torch.Tensor, torc
         x = numeric_features(frame, columns, path)
         if label_column in frame.columns:
             index = {name: i for i, name in enumerate(class_names)}
-            labels = np.array(
-                [-1 if pd.isna(v) else index.get(str(v).strip(), -1) for v in frame[label_column]]
-            )
+            labels = np.array([index.get(v, -1) for v in label_cells(frame[label_column])])
     else:
         raise DataError(f"{path}: give an .npz (array x) or a .csv of features")
     if x.shape[1] != x_dim:

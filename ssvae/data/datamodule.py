@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import CombinedLoader
 
+from ssvae.config_checks import positive_int
 from ssvae.data.batches import TensorBatches
 from ssvae.data.datasets import UNLABELED, Split, SplitData
 from ssvae.data.holdout import hold_out
@@ -26,11 +27,6 @@ from ssvae.errors import ConfigError, DataError
 log = logging.getLogger(__name__)
 
 LIKELIHOODS = ("auto", "bernoulli", "gaussian")
-
-
-def _positive_int(value: object, field: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"data.{field}={value} must be a positive integer")
 
 
 class SemiSupervisedDataModule(L.LightningDataModule):
@@ -62,7 +58,7 @@ class SemiSupervisedDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         for field in ("labeled_batch_size", "unlabeled_batch_size", "eval_batch_size"):
-            _positive_int(locals()[field], field)
+            positive_int(locals()[field], f"data.{field}")
         if likelihood not in LIKELIHOODS:
             raise ConfigError(
                 f"data.likelihood={likelihood!r} is not known; allowed: {LIKELIHOODS}"

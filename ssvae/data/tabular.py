@@ -38,6 +38,11 @@ def read_table(path: Path, label_column: str) -> pd.DataFrame:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from None
 
 
+def label_cells(column: pd.Series) -> list[str | None]:
+    """Each label as text, None for an empty cell (an unlabeled row)."""
+    return [None if pd.isna(v) else str(v).strip() or None for v in column]
+
+
 def numeric_features(frame: pd.DataFrame, columns: list[str], path: Path) -> np.ndarray:
     """The feature columns as float32; names the column and row of the first bad value."""
     out = np.empty((len(frame), len(columns)), dtype=np.float32)
@@ -89,7 +94,7 @@ class CsvData(SemiSupervisedDataModule):
         path = existing_path(self.path, "path")
         frame = read_table(path, self.label_column)
         columns = self._columns(frame, path)
-        labels = [None if pd.isna(v) else str(v).strip() or None for v in frame[self.label_column]]
+        labels = label_cells(frame[self.label_column])
         y, class_names = encode_labels(labels, str(path))
         train = Split(numeric_features(frame, columns, path), y)
         val = self._labeled_table(self.val_path, "val_path", columns, class_names)
@@ -133,7 +138,7 @@ class CsvData(SemiSupervisedDataModule):
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise DataError(f"{resolved}: no column {missing[0]!r}, which the training table has")
-        labels = [None if pd.isna(v) else str(v).strip() or None for v in frame[self.label_column]]
+        labels = label_cells(frame[self.label_column])
         if None in labels:
             raise DataError(
                 f"{resolved}: line {labels.index(None) + 2} has no label; every row of "

@@ -20,17 +20,12 @@ import torch
 import torch.nn.functional as F
 
 from ssvae import elbo
+from ssvae.config_checks import positive_int
 from ssvae.elbo import check_likelihood, log_likelihood
 from ssvae.errors import ConfigError
 from ssvae.models.base import OptimizerFactory, SchedulerFactory, WeightedBoundModule
 from ssvae.models.m2 import log_class_prior, term_weights
 from ssvae.nets import MLP, GaussianMLP, check_layer_sizes
-
-
-def _positive_int(value: object, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"model.{field}={value} must be a positive integer")
-    return value
 
 
 class ADGM(WeightedBoundModule):
@@ -60,8 +55,8 @@ class ADGM(WeightedBoundModule):
         check_likelihood(likelihood)
         if not alpha_scale >= 0:
             raise ConfigError(f"model.alpha_scale={alpha_scale} must be >= 0")
-        self.samples = _positive_int(samples, "samples")
-        self.eval_samples = _positive_int(eval_samples, "eval_samples")
+        self.samples = positive_int(samples, "model.samples")
+        self.eval_samples = positive_int(eval_samples, "model.eval_samples")
         self.weights = term_weights(weighting, alpha_scale, num_labeled, num_unlabeled)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.num_classes = num_classes
