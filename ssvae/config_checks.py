@@ -14,6 +14,7 @@ from lightning.fabric.connector import _PRECISION_INPUT_STR, _PRECISION_INPUT_ST
 from omegaconf import DictConfig, OmegaConf
 
 from ssvae.errors import ConfigError
+from ssvae.models.needs import takes_pretrained_vae
 
 
 def positive_int(value: object, field: str) -> int:
@@ -86,7 +87,7 @@ def check_training(cfg: DictConfig) -> None:
         raise ConfigError(
             f"trainer.precision={precision} is not known; allowed: {list(PRECISIONS)}"
         )
-    if cfg.model.get("uses_vae"):
+    if takes_pretrained_vae(cfg.model.get("_target_", "")):
         positive_int(cfg.vae.max_epochs, "vae.max_epochs")
 
 

@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ssvae.errors import ConfigError
+from ssvae.models.needs import takes_pretrained_vae
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,12 @@ RENAMED_TARGETS = {
 }
 
 
+# Until 2026-11 a model config's ``uses_vae: true`` marked the models built on M1's VAE; now
+# their constructors take a ``vae`` (ssvae.models.needs), and M1, then an EstimatorClassifier
+# with that key, is its own class. Digests keep the old form, so that unfinished sweeps resume.
+M1_BEFORE, M1_NOW = "ssvae.models.estimator.EstimatorClassifier", "ssvae.models.m1.M1"
+
+
 def upgrade_config(cfg: DictConfig) -> DictConfig:
     """A saved run config with renamed classes given their current names, so old runs load."""
     for group, renamed in RENAMED_TARGETS.items():
@@ -73,7 +80,19 @@ def upgrade_config(cfg: DictConfig) -> DictConfig:
         for new, old in renamed.items():
             if node is not None and node.get("_target_") == old:
                 node._target_ = new
+    model = cfg.get("model")
+    if model is not None and "uses_vae" in model:
+        if model.uses_vae and model.get("_target_") == M1_BEFORE:
+            model._target_ = M1_NOW
+        model.pop("uses_vae")
     return cfg
+
+
+def _as_before_uses_vae_went(model: dict[str, Any]) -> None:
+    if takes_pretrained_vae(model.get("_target_", "")):
+        model["uses_vae"] = True
+        if model["_target_"] == M1_NOW:
+            model["_target_"] = M1_BEFORE
 
 
 def fingerprint(cfg: DictConfig) -> str:
@@ -89,6 +108,7 @@ def fingerprint(cfg: DictConfig) -> str:
     for group, renamed in RENAMED_TARGETS.items():
         node = settings.get(group) or {}
         node["_target_"] = renamed.get(node.get("_target_"), node.get("_target_"))
+    _as_before_uses_vae_went(settings.get("model") or {})
     for key in PLUMBING_KEYS:
         settings.pop(key, None)
     for key in PLUMBING_DATA_KEYS:

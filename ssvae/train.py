@@ -10,7 +10,6 @@ Running a job again in the same folder skips it if its result is complete, and r
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 import warnings
@@ -24,7 +23,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from hydra.utils import get_object, instantiate
+from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
@@ -33,6 +32,7 @@ from ssvae.calibration import collect_logits, reliability_diagram, temperature_s
 from ssvae.config_checks import check_config
 from ssvae.errors import ConfigError, DataError, SsvaeError, TrainingError
 from ssvae.io import write_json_atomic
+from ssvae.models.needs import facts_taken_by, takes_pretrained_vae
 from ssvae.pretrain import pretrained_vae
 from ssvae.report import variant_of
 from ssvae.runs import (
@@ -63,20 +63,7 @@ def output_dir_of(cfg: DictConfig) -> Path:
 
 
 # Keys of a model config that are not constructor arguments.
-NOT_MODEL_ARGS = ("name", "uses_vae")
-
-
-def facts_taken_by(target: str, facts: dict[str, Any]) -> dict[str, Any]:
-    """The data facts (x_dim, num_classes, likelihood, ...) that a model's constructor names:
-    a model states what it needs from the data in its signature, and the entry point stays free
-    of branches on model kinds."""
-    try:
-        parameters = inspect.signature(get_object(target)).parameters
-    except Exception:  # a bad _target_ is reported, with its choices, when the model is built
-        return facts
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return facts
-    return {key: value for key, value in facts.items() if key in parameters}
+NOT_MODEL_ARGS = ("name",)
 
 
 def model_name(cfg: DictConfig) -> str:
@@ -155,7 +142,7 @@ def build_model(
     model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
     model_cfg = OmegaConf.masked_copy(model_cfg, [k for k in model_cfg if k not in NOT_MODEL_ARGS])
     extra, vae_info, pretraining_s = {}, None, 0.0
-    if cfg.model.get("uses_vae"):  # M1 and M1+M2: a VAE trained once per data set and seed
+    if takes_pretrained_vae(model_cfg._target_):  # M1, M1+M2: a VAE per data set and seed
         pretrained = pretrained_vae(
             cfg.vae, datamodule, cfg.seed, cfg.trainer, Path(cfg.paths.cache_dir)
         )
@@ -226,7 +213,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if not getattr(model, "trains_by_gradient", True):
         return fit_and_test_estimator(cfg, model, datamodule, trainer, record, output_dir, start)
     try:
-        with frozen_vae_expected(bool(cfg.model.get("uses_vae"))):
+        with frozen_vae_expected(vae_info is not None):
             trainer.fit(model, datamodule=datamodule, ckpt_path=start_from, weights_only=True)
     except TrainingError as exc:
         # A diverged job is recorded as failed so that a sweep goes on and the table shows it.

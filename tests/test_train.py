@@ -1,12 +1,14 @@
 import json
 
 import pytest
+import torch
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 
 from ssvae.config_checks import check_config
 from ssvae.data.datamodule import SemiSupervisedDataModule
 from ssvae.errors import ConfigError, DataError
+from ssvae.pretrain import cache_key
 from ssvae.train import train
 
 FAST = ["model.hidden_dims=[64]", "model.z_dim=8", "trainer.max_epochs=25"]
@@ -149,3 +151,16 @@ def test_tensorboard_logger_writes_events_beside_the_csv_logs(compose_cfg, tmp_p
     run = tmp_path / "run"
     assert (run / "logs" / "metrics.csv").is_file()
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_vae_schedule_is_opt_in_and_part_of_the_cache_key(compose_cfg):
+    plain = compose_cfg("model=m1m2", "vae.max_epochs=7")
+    assert "scheduler" not in plain.vae.model  # so caches made before it keep their keys
+    cosine = compose_cfg("model=m1m2", "vae.max_epochs=7", "vae/scheduler=cosine")
+    vae = instantiate(cosine.vae.model, x_dim=4, _convert_="all")
+    sched = vae.configure_optimizers()["lr_scheduler"]["scheduler"]
+    assert isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR) and sched.T_max == 7
+    assert "lr_scheduler" not in instantiate(plain.vae.model, x_dim=4).configure_optimizers()
+    # A VAE trained on another schedule is another VAE: it must not come from the same cache.
+    keys = {cache_key("digits", 0, cfg.vae, "32-true") for cfg in (plain, cosine)}
+    assert len(keys) == 2

@@ -1,7 +1,7 @@
 """A scikit-learn estimator as a model: fitted once on fixed features, evaluated like the rest.
 
-Covers M1 (features = the latent means of a frozen VAE, Kingma et al. 2014 sec. 3.1.1) and the
-classical baselines on raw pixels: logistic regression, SVM, LabelSpreading and self-training.
+Covers the classical baselines on raw pixels: logistic regression, SVM, LabelSpreading and
+self-training; M1 (``ssvae/models/m1.py``) is the same on a frozen VAE's latent means.
 Transductive estimators (LabelSpreading, SelfTrainingClassifier) also get the unlabeled pool,
 marked with the label -1 as scikit-learn expects.
 """
@@ -16,7 +16,6 @@ import torch.nn.functional as F
 
 from ssvae.data.datamodule import SemiSupervisedDataModule
 from ssvae.models.base import SemiSupervisedModule
-from ssvae.models.vae import VAE
 
 UNLABELED = -1
 
@@ -32,39 +31,29 @@ class EstimatorClassifier(SemiSupervisedModule):
         num_unlabeled: int,
         estimator,
         transductive: bool = False,
-        vae: VAE | None = None,
     ) -> None:
         super().__init__(num_classes)
         self.estimator = estimator
         self.transductive = transductive
-        self.vae = vae  # None: raw pixels
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> np.ndarray:
-        if self.vae is not None:
-            x = self.vae.encode(x.to(self.vae.device))[0]  # latent means
+        """What the estimator sees: the raw features here."""
         return x.float().cpu().numpy()
 
     @torch.no_grad()
     def latent(self, x: torch.Tensor) -> torch.Tensor:
-        """M1's latent means (the features its classifier sees); raw features otherwise."""
+        """The features the classifier sees (M1: its latent means)."""
         return torch.as_tensor(self.features(x))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor | None:
-        """M1: x decoded from its latent mean; None for the baselines, which model no x."""
-        if self.vae is None:
-            return None
-        return self.vae.decode_mean(self.vae.encode(x.to(self.vae.device))[0])
+        """None: the baselines model no x."""
+        return None
 
-    @property
-    def log_px_estimate(self):
-        """M1: its VAE's importance-weighted log p(x); None for the baselines (no model of x)."""
-        return None if self.vae is None else self.vae.log_px_estimate
-
-    @property
-    def test_elbo(self):
-        return None if self.vae is None else self.vae.test_elbo
+    # No model of x, so no log p(x) or ELBO (M1 has its VAE's).
+    log_px_estimate = None
+    test_elbo = None
 
     def fit_estimator(self, datamodule: SemiSupervisedDataModule) -> None:
         x = self.features(datamodule._x_labeled)

@@ -16,7 +16,12 @@ import torch
 
 from ssvae import elbo
 from ssvae.elbo import check_likelihood, log_likelihood
-from ssvae.models.base import OptimizerFactory, default_optimizer
+from ssvae.models.base import (
+    OptimizerFactory,
+    SchedulerFactory,
+    default_optimizer,
+    optimizer_config,
+)
 from ssvae.nets import MLP, GaussianMLP, check_layer_sizes
 
 
@@ -30,12 +35,14 @@ class VAE(L.LightningModule):
         binarize: bool = True,
         likelihood: str = "bernoulli",
         optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
     ) -> None:
         super().__init__()
         hidden = check_layer_sizes(hidden_dims, z_dim)
         check_likelihood(likelihood)
-        self.save_hyperparameters(ignore=["optimizer"])
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.optimizer_factory = optimizer or default_optimizer()
+        self.scheduler_factory = scheduler  # stepped per epoch (vae/scheduler=cosine)
         self.likelihood = likelihood
         # Re-binarising makes sense for grey levels in [0, 1] only.
         self.binarize = binarize and likelihood == "bernoulli"
@@ -94,5 +101,5 @@ class VAE(L.LightningModule):
     def validation_step(self, x: torch.Tensor, batch_idx: int) -> None:
         self.log("val/elbo", self.elbo(x).mean(), batch_size=len(x), prog_bar=True)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory(self.parameters())
+    def configure_optimizers(self) -> dict:
+        return optimizer_config(self.parameters(), self.optimizer_factory, self.scheduler_factory)

@@ -1,0 +1,43 @@
+"""Sweeps made by older versions keep resuming: their settings digests must not move."""
+
+from omegaconf import OmegaConf
+
+from ssvae.models.needs import takes_pretrained_vae
+from ssvae.runs import M1_BEFORE, M1_NOW, fingerprint, upgrade_config
+
+
+def test_models_built_on_m1_are_known_by_their_constructor():
+    assert takes_pretrained_vae("ssvae.models.m1.M1")
+    assert takes_pretrained_vae("ssvae.models.m1m2.M1M2")
+    for target in ("ssvae.models.m2.M2", "ssvae.models.estimator.EstimatorClassifier"):
+        assert not takes_pretrained_vae(target)
+    assert not takes_pretrained_vae("ssvae.models.nowhere.Nothing")
+
+
+def as_saved_before_uses_vae_went(cfg):
+    """What a run config looked like when model configs carried ``uses_vae``."""
+    old = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    if old.model._target_ == M1_NOW:
+        old.model._target_ = M1_BEFORE
+    if takes_pretrained_vae(cfg.model._target_):
+        old.model.uses_vae = True
+    return old
+
+
+def test_digests_and_saved_configs_from_before_uses_vae_went(compose_cfg):
+    for model in ("m1", "m1m2", "svm", "m2"):
+        cfg = compose_cfg(f"model={model}")
+        old = as_saved_before_uses_vae_went(cfg)
+        assert fingerprint(old) == fingerprint(cfg), model
+        # ssvae-predict upgrades the old config to today's classes and keys.
+        upgraded = upgrade_config(old)
+        assert upgraded.model._target_ == cfg.model._target_ and "uses_vae" not in upgraded.model
+
+
+def test_settings_added_later_at_their_neutral_values_leave_the_digest(compose_cfg):
+    cfg = compose_cfg("model=m2")
+    assert cfg.model.prior_y == "uniform"
+    without = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    without.model.pop("prior_y")
+    assert fingerprint(without) == fingerprint(cfg)
+    assert fingerprint(compose_cfg("model=m2", "model.prior_y=labeled")) != fingerprint(cfg)
