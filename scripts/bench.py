@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -123,18 +124,23 @@ def run_one(args: argparse.Namespace) -> dict:
             return torch.autocast(device.type, dtype=torch.bfloat16)
         return nullcontext()
 
-    def step() -> None:
+    def step(loss_terms=m2.loss_terms) -> None:
         opt.zero_grad(set_to_none=True)
         with autocast():
-            loss = m2.loss_terms(batch)["loss"]
+            loss = loss_terms(batch)["loss"]
         loss.backward()
         opt.step()
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter:  # counted eagerly: compiled code hides ops
         step()
     flops = counter.get_total_flops()
+    if args.compiled == "on":
+        # torch.compile (inductor) fuses the elementwise work around the matmuls, which is what
+        # keeps the eager bf16 step far above its matmul bound.
+        compiled = torch.compile(m2.loss_terms)
+        step = partial(step, compiled)
     for _ in range(args.warmup):
         step()
     sync(device)
@@ -155,6 +161,7 @@ def run_one(args: argparse.Namespace) -> dict:
         "model": args.model,
         "device": str(device),
         "precision": args.precision,
+        "compiled": args.compiled,
         "threads": args.threads,
         "unlabeled_batch": args.unlabeled,
         "step_ms": 1e3 * step_s,
@@ -173,6 +180,7 @@ COLUMNS = [
     ("model", "{}"),
     ("device", "{}"),
     ("precision", "{}"),
+    ("compiled", "{}"),
     ("threads", "{}"),
     ("unlabeled_batch", "{}"),
     ("images_per_s", "{:.0f}"),
@@ -200,6 +208,14 @@ def main() -> None:
         "--models", nargs="+", default=["m2", "m1m2"], choices=["m2", "m1m2", "adgm", "sdgm"]
     )
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument(
+        "--compile",
+        nargs="+",
+        default=["off"],
+        choices=["off", "on"],
+        dest="compile_modes",
+        help="torch.compile the loss: off, on or both",
+    )
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--unlabeled", nargs="+", type=int, default=[100, 500])
     parser.add_argument("--device", default="cpu")
@@ -209,6 +225,7 @@ def main() -> None:
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
+    parser.add_argument("--compiled", default="off", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:  # a single setting, in this process
         args.threads, args.unlabeled = args.threads[0], args.unlabeled[0]
@@ -218,25 +235,31 @@ def main() -> None:
         if p not in ("fp32", "bf16"):
             parser.error(f"--precisions: {p!r} is not one of fp32, bf16")
     rows = []
-    for model in args.models:
-        for precision in args.precisions:
-            for threads in args.threads:
-                for unlabeled in args.unlabeled:
-                    command = [
-                        sys.executable,
-                        __file__,
-                        "--one",
-                        f"--model={model}",
-                        f"--precision={precision}",
-                        f"--threads={threads}",
-                        f"--unlabeled={unlabeled}",
-                        f"--device={args.device}",
-                        f"--seconds={args.seconds}",
-                        f"--warmup={args.warmup}",
-                    ]
-                    out = subprocess.run(command, capture_output=True, text=True, check=True)
-                    rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-                    print(to_markdown(rows[-1:]).splitlines()[-1], flush=True)
+    settings = [
+        (model, precision, compiled, threads, unlabeled)
+        for model in args.models
+        for precision in args.precisions
+        for compiled in args.compile_modes
+        for threads in args.threads
+        for unlabeled in args.unlabeled
+    ]
+    for model, precision, compiled, threads, unlabeled in settings:
+        command = [
+            sys.executable,
+            __file__,
+            "--one",
+            f"--model={model}",
+            f"--precision={precision}",
+            f"--compiled={compiled}",
+            f"--threads={threads}",
+            f"--unlabeled={unlabeled}",
+            f"--device={args.device}",
+            f"--seconds={args.seconds}",
+            f"--warmup={args.warmup}",
+        ]
+        out = subprocess.run(command, capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(to_markdown(rows[-1:]).splitlines()[-1], flush=True)
     print()
     print(to_markdown(rows))
     if args.json:

@@ -27,7 +27,15 @@ DATA_FILE = "data.json"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 # Settings that change where or how fast a job runs, not what it computes. (conf/config.yaml's
 # hydra.job.config.override_dirname.exclude_keys lists the ones users commonly override.)
-PLUMBING_KEYS = ("paths", "num_threads", "ckpt_path", "resume", "sweep_name", "logger")
+PLUMBING_KEYS = (
+    "paths",
+    "num_threads",
+    "compile",
+    "ckpt_path",
+    "resume",
+    "sweep_name",
+    "logger",
+)
 PLUMBING_DATA_KEYS = ("root", "download")
 # Your own data's files: they do change the result, but data.name (the file's name by default)
 # names the data in job folders and tables, where a path's "/" would nest folders.

@@ -214,7 +214,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return fit_and_test_estimator(cfg, model, datamodule, trainer, record, output_dir, start)
     try:
         with frozen_vae_expected(vae_info is not None):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=start_from, weights_only=True)
+            # compile=true: Lightning compiles the *_step methods of a compiled module.
+            fitted = torch.compile(model) if cfg.get("compile") else model
+            trainer.fit(fitted, datamodule=datamodule, ckpt_path=start_from, weights_only=True)
     except TrainingError as exc:
         # A diverged job is recorded as failed so that a sweep goes on and the table shows it.
         log.error("%s", exc)

@@ -160,7 +160,11 @@ class WeightedBoundModule(SemiSupervisedModule):
         return {"loss": loss, **terms}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        terms = self.loss_terms(batch)
+        return self.record_terms(self.loss_terms(batch), batch)
+
+    # Logging is Python bookkeeping: with compile=true the loss is compiled, this runs eagerly.
+    @torch.compiler.disable
+    def record_terms(self, terms: dict[str, torch.Tensor], batch: dict) -> torch.Tensor:
         n_l = len(batch["labeled"][1])
         n_u = len(batch["unlabeled"]) if batch.get("unlabeled") is not None else 0
         for name, value in terms.items():
