@@ -40,6 +40,15 @@ def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
 
+def kl_warmup_weight(epochs_done: float, warmup_epochs: float) -> float:
+    """beta of the warm-up objective E_q[log p(x|z)] - beta * KL (Sonderby et al. 2016): rises
+    linearly from 0 to 1 over ``warmup_epochs`` (fractional epochs count), then stays at 1, so
+    the bound proper is what training ends on. ``warmup_epochs`` <= 0: always 1."""
+    if warmup_epochs <= 0:
+        return 1.0
+    return min(1.0, max(0.0, epochs_done / warmup_epochs))
+
+
 def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
     """H(q) = -sum_y q(y) log q(y) for q = softmax(logits)."""
     log_q = F.log_softmax(logits, dim=-1)

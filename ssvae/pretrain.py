@@ -27,6 +27,7 @@ from ssvae.data.batches import TensorBatches
 from ssvae.data.datamodule import SemiSupervisedDataModule
 from ssvae.io import write_bytes_atomic, write_json_atomic
 from ssvae.models.vae import VAE
+from ssvae.runs import drop_added_later
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,12 @@ def cache_key(
 ) -> str:
     """A digest of what the VAE depends on. ``data_identity`` tells apart files that share a name
     (None for the built-in data sets, whose keys stay what they were before it existed)."""
+    vae_settings = OmegaConf.to_container(vae_cfg, resolve=True)
+    drop_added_later(vae_settings, prefix="vae.")  # VAEs cached before a setting existed
     settings = {
         "dataset": dataset,
         "seed": seed,
-        "vae": OmegaConf.to_container(vae_cfg, resolve=True),
+        "vae": vae_settings,
         "precision": str(precision),
     }
     if data_identity is not None:

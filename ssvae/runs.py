@@ -66,7 +66,22 @@ ADDED_LATER = {
     "calibrate": False,
     "reliability_diagram": False,
     "log_likelihood_samples": 0,
+    "vae.model.kl_warmup_epochs": 0,
 }
+
+
+def drop_added_later(settings: dict[str, Any], prefix: str = "") -> None:
+    """Remove, in place, the ADDED_LATER settings that sit at their neutral values. ``prefix``
+    says where ``settings`` sits in the whole config (e.g. "vae." for the VAE's settings)."""
+    for dotted, value in ADDED_LATER.items():
+        if not dotted.startswith(prefix):
+            continue
+        *parents, key = dotted[len(prefix) :].split(".")
+        node = settings
+        for parent in parents:
+            node = node.get(parent) or {}
+        if key in node and node[key] == value:
+            del node[key]
 
 
 # Classes renamed since: the digest keeps their old names, for the same reason.
@@ -106,13 +121,7 @@ def _as_before_uses_vae_went(model: dict[str, Any]) -> None:
 def fingerprint(cfg: DictConfig) -> str:
     """A digest of the settings that determine a job's result."""
     settings = OmegaConf.to_container(cfg, resolve=True)
-    for dotted, value in ADDED_LATER.items():
-        *parents, key = dotted.split(".")
-        node = settings
-        for parent in parents:
-            node = node.get(parent) or {}
-        if key in node and node[key] == value:
-            del node[key]
+    drop_added_later(settings)
     for group, renamed in RENAMED_TARGETS.items():
         node = settings.get(group) or {}
         node["_target_"] = renamed.get(node.get("_target_"), node.get("_target_"))

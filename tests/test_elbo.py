@@ -1,8 +1,10 @@
 import math
+from types import SimpleNamespace
 
 import torch
 
 from ssvae import elbo
+from ssvae.models.vae import VAE
 
 
 def test_kl_against_hand_computed_value():
@@ -71,3 +73,27 @@ def test_reparameterize_has_the_right_moments_and_gradients():
     assert abs(z.mean().item() - 2.0) < 0.01 and abs(z.std().item() - 0.5) < 0.01
     z.sum().backward()
     assert torch.allclose(mean.grad, torch.ones_like(mean))
+
+
+def test_kl_warmup_weight_rises_linearly_then_stays_at_one():
+    assert elbo.kl_warmup_weight(0.0, 10) == 0.0
+    assert elbo.kl_warmup_weight(2.5, 10) == 0.25
+    assert elbo.kl_warmup_weight(10.0, 10) == 1.0
+    assert elbo.kl_warmup_weight(37.0, 10) == 1.0
+    assert elbo.kl_warmup_weight(0.0, 0) == 1.0  # off: the plain bound from the first step
+
+
+def test_vae_warmup_loss_weighs_the_kl_by_beta():
+    torch.manual_seed(0)
+    vae = VAE(x_dim=6, z_dim=2, hidden_dims=[4], binarize=False, kl_warmup_epochs=4)
+    x = torch.rand(5, 6)
+    torch.manual_seed(1)
+    log_px, kl = vae.elbo_terms(x)
+    torch.manual_seed(1)
+    assert torch.allclose(vae.elbo(x), log_px - kl)
+    # Half-way through the second of four warm-up epochs: beta = 1.5 / 4.
+    vae._trainer = SimpleNamespace(num_training_batches=10, current_epoch=1)
+    vae.log = lambda *args, **kwargs: None
+    torch.manual_seed(1)
+    loss = vae.training_step(x, batch_idx=5)
+    assert torch.allclose(loss, -(log_px - 0.375 * kl).mean())

@@ -3,6 +3,7 @@
 from omegaconf import OmegaConf
 
 from ssvae.models.needs import takes_pretrained_vae
+from ssvae.pretrain import cache_key
 from ssvae.runs import M1_BEFORE, M1_NOW, fingerprint, upgrade_config
 
 
@@ -41,3 +42,17 @@ def test_settings_added_later_at_their_neutral_values_leave_the_digest(compose_c
     without.model.pop("prior_y")
     assert fingerprint(without) == fingerprint(cfg)
     assert fingerprint(compose_cfg("model=m2", "model.prior_y=labeled")) != fingerprint(cfg)
+
+
+def test_vae_cache_keys_outlive_settings_added_at_their_neutral_values(compose_cfg):
+    # M1's VAEs cached before kl_warmup_epochs existed are found again (and not retrained).
+    cfg = compose_cfg("model=m1m2")
+    before = OmegaConf.create(OmegaConf.to_container(cfg.vae, resolve=True))
+    before.model.pop("kl_warmup_epochs")
+    assert cache_key("mnist", 0, before, "bf16-mixed") == cache_key(
+        "mnist", 0, cfg.vae, "bf16-mixed"
+    )
+    warm = compose_cfg("model=m1m2", "vae.model.kl_warmup_epochs=10")
+    assert cache_key("mnist", 0, warm.vae, "bf16-mixed") != cache_key(
+        "mnist", 0, cfg.vae, "bf16-mixed"
+    )

@@ -36,6 +36,7 @@ class VAE(L.LightningModule):
         likelihood: str = "bernoulli",
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
+        kl_warmup_epochs: float = 0.0,
     ) -> None:
         super().__init__()
         hidden = check_layer_sizes(hidden_dims, z_dim)
@@ -44,6 +45,7 @@ class VAE(L.LightningModule):
         self.optimizer_factory = optimizer or default_optimizer()
         self.scheduler_factory = scheduler  # stepped per epoch (vae/scheduler=cosine)
         self.likelihood = likelihood
+        self.kl_warmup_epochs = kl_warmup_epochs
         # Re-binarising makes sense for grey levels in [0, 1] only.
         self.binarize = binarize and likelihood == "bernoulli"
         self.encoder = GaussianMLP([x_dim], hidden, z_dim, activation)  # q(z|x)
@@ -62,12 +64,17 @@ class VAE(L.LightningModule):
         decoded = self.decoder(z)
         return decoded[0] if self.likelihood == "gaussian" else torch.sigmoid(decoded)
 
-    def elbo(self, x: torch.Tensor) -> torch.Tensor:
-        """log p(x) >= E_q[log p(x|z)] - KL(q(z|x) || p(z)), one sample: (B,)."""
+    def elbo_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """log p(x|z) for one z ~ q(z|x), and KL(q(z|x) || p(z)): (B,) each."""
         mean, logvar = self.encoder(x)
         z = elbo.reparameterize(mean, logvar)
         log_px = log_likelihood(self.likelihood, x, self.decoder(z))
-        return log_px - elbo.gaussian_kl_standard_normal(mean, logvar)
+        return log_px, elbo.gaussian_kl_standard_normal(mean, logvar)
+
+    def elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x) >= E_q[log p(x|z)] - KL(q(z|x) || p(z)), one sample: (B,)."""
+        log_px, kl = self.elbo_terms(x)
+        return log_px - kl
 
     @torch.no_grad()
     def test_elbo(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,8 +101,14 @@ class VAE(L.LightningModule):
     def training_step(self, x: torch.Tensor, batch_idx: int) -> torch.Tensor:
         if self.binarize:  # the original re-binarises every minibatch
             x = torch.bernoulli(x)
-        loss = -self.elbo(x).mean()
-        self.log("train/elbo", -loss, batch_size=len(x), prog_bar=True)
+        log_px, kl = self.elbo_terms(x)
+        # KL warm-up (kl_warmup_epochs > 0): beta < 1 early keeps latent units from collapsing
+        # to the prior before the decoder can use them.
+        epochs_done = self.current_epoch + batch_idx / max(1, self.trainer.num_training_batches)
+        beta = elbo.kl_warmup_weight(epochs_done, self.kl_warmup_epochs)
+        loss = -(log_px - beta * kl).mean()
+        self.log("train/elbo", (log_px - kl).mean(), batch_size=len(x), prog_bar=True)
+        self.log("train/kl_weight", beta, batch_size=len(x))
         return loss
 
     def validation_step(self, x: torch.Tensor, batch_idx: int) -> None:
