@@ -67,6 +67,7 @@ ADDED_LATER = {
     "reliability_diagram": False,
     "log_likelihood_samples": 0,
     "vae.model.kl_warmup_epochs": 0,
+    "model.alpha_per_label": None,
 }
 
 

@@ -89,3 +89,16 @@ def test_bad_model_settings_are_named():
         _model(z_dim=0)
     with pytest.raises(ConfigError, match="model.activation='swish'.*allowed"):
         _model(activation="swish")
+
+
+def test_alpha_per_label_fixes_each_labeled_images_weight_at_any_label_count():
+    # 3000 labels of 50,000: the paper's alpha_scale gives each labeled image 0.1 * N / N_l.
+    assert term_weights("balanced", 0.1, 3000, 47_000)["classify"] == pytest.approx(5 / 3)
+    # With alpha_per_label = 50 (the paper's weight at 100 labels): alpha = 50 * 3000.
+    paper = term_weights("paper", 0.1, 3000, 47_000, alpha_per_label=50)
+    assert paper["classify"] == pytest.approx(50 * 3000 / 50_000)  # alpha / N
+    assert term_weights("balanced", 0.1, 3000, 47_000, alpha_per_label=50)["classify"] == 50
+    # alpha_scale is then ignored; the ELBO terms keep their weights.
+    assert term_weights("paper", 7.0, 3000, 47_000, alpha_per_label=50) == paper
+    with pytest.raises(ConfigError, match=r"model.alpha_per_label=-1 must be >= 0 or null"):
+        M2(x_dim=4, num_classes=2, num_labeled=2, num_unlabeled=2, alpha_per_label=-1)

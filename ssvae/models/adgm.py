@@ -22,9 +22,8 @@ import torch.nn.functional as F
 from ssvae import elbo
 from ssvae.config_checks import positive_int
 from ssvae.elbo import check_likelihood, log_likelihood
-from ssvae.errors import ConfigError
 from ssvae.models.base import OptimizerFactory, SchedulerFactory, WeightedBoundModule
-from ssvae.models.m2 import log_class_prior, term_weights
+from ssvae.models.m2 import check_alpha, log_class_prior, term_weights
 from ssvae.nets import MLP, GaussianMLP, check_layer_sizes
 
 
@@ -41,6 +40,7 @@ class ADGM(WeightedBoundModule):
         activation: str = "relu",
         alpha_scale: float = 0.1,
         weighting: str = "balanced",
+        alpha_per_label: float | None = None,
         binarize: bool = True,
         samples: int = 1,
         eval_samples: int = 100,
@@ -53,11 +53,12 @@ class ADGM(WeightedBoundModule):
         hidden = check_layer_sizes(hidden_dims, z_dim)
         check_layer_sizes(hidden_dims, a_dim)
         check_likelihood(likelihood)
-        if not alpha_scale >= 0:
-            raise ConfigError(f"model.alpha_scale={alpha_scale} must be >= 0")
+        check_alpha(alpha_scale, alpha_per_label)
         self.samples = positive_int(samples, "model.samples")
         self.eval_samples = positive_int(eval_samples, "model.eval_samples")
-        self.weights = term_weights(weighting, alpha_scale, num_labeled, num_unlabeled)
+        self.weights = term_weights(
+            weighting, alpha_scale, num_labeled, num_unlabeled, alpha_per_label
+        )
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.num_classes = num_classes
         self.likelihood = likelihood

@@ -28,9 +28,18 @@ WEIGHTINGS = ("paper", "balanced")
 
 
 def term_weights(
-    weighting: str, alpha_scale: float, num_labeled: int, num_unlabeled: int
+    weighting: str,
+    alpha_scale: float,
+    num_labeled: int,
+    num_unlabeled: int,
+    alpha_per_label: float | None = None,
 ) -> dict[str, float]:
     """Weights on the per-batch means of -L(x,y), -U(x) and -log q(y|x).
+
+    alpha = alpha_scale * N (the paper: each labeled image's classification loss weighs
+    alpha / N_l = 0.1 * N / N_l, 50 at 100 MNIST labels and 1.67 at 3000), or, given
+    ``alpha_per_label`` = w, alpha = w * N_l: the same weight w per labeled image at every label
+    count.
 
     "paper": an unbiased estimate of -J^alpha / N, however often the labeled loader cycles:
         (N_l/N) mean(-L) + (N_u/N) mean(-U) + (alpha/N) mean(-log q),  alpha/N = alpha_scale.
@@ -39,12 +48,19 @@ def term_weights(
         mean(-L) + mean(-U) + (alpha/N_l) mean(-log q).
     """
     n = num_labeled + num_unlabeled
-    alpha = alpha_scale * n
+    alpha = alpha_scale * n if alpha_per_label is None else alpha_per_label * num_labeled
     if weighting == "paper":
         return {"labeled": num_labeled / n, "unlabeled": num_unlabeled / n, "classify": alpha / n}
     if weighting == "balanced":
         return {"labeled": 1.0, "unlabeled": 1.0, "classify": alpha / num_labeled}
     raise ConfigError(f"model.weighting={weighting!r} is not known; allowed: {list(WEIGHTINGS)}")
+
+
+def check_alpha(alpha_scale: float, alpha_per_label: float | None) -> None:
+    if not alpha_scale >= 0:
+        raise ConfigError(f"model.alpha_scale={alpha_scale} must be >= 0")
+    if alpha_per_label is not None and not alpha_per_label >= 0:
+        raise ConfigError(f"model.alpha_per_label={alpha_per_label} must be >= 0 or null")
 
 
 PRIORS = ("uniform", "labeled")
@@ -74,6 +90,7 @@ class M2(WeightedBoundModule):
         activation: str = "softplus",
         alpha_scale: float = 0.1,
         weighting: str = "balanced",
+        alpha_per_label: float | None = None,
         binarize: bool = False,
         likelihood: str = "bernoulli",
         prior_y: str = "uniform",
@@ -83,10 +100,11 @@ class M2(WeightedBoundModule):
     ) -> None:
         super().__init__(num_classes, optimizer, scheduler)
         hidden = check_layer_sizes(hidden_dims, z_dim)
-        if not alpha_scale >= 0:
-            raise ConfigError(f"model.alpha_scale={alpha_scale} must be >= 0")
+        check_alpha(alpha_scale, alpha_per_label)
         check_likelihood(likelihood)
-        self.weights = term_weights(weighting, alpha_scale, num_labeled, num_unlabeled)
+        self.weights = term_weights(
+            weighting, alpha_scale, num_labeled, num_unlabeled, alpha_per_label
+        )
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "vae"])
         self.num_classes = num_classes
         # Re-binarising makes sense for grey levels in [0, 1] only.
