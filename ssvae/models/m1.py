@@ -15,6 +15,8 @@ from ssvae.models.vae import VAE
 
 
 class M1(EstimatorClassifier):
+    # The signature is spelled out, not **kwargs: the run reads it (ssvae.models.needs) to know
+    # which data facts to pass and that this model is built on M1's VAE.
     def __init__(
         self,
         x_dim: int,
@@ -29,14 +31,18 @@ class M1(EstimatorClassifier):
         self.vae = vae
 
     @torch.no_grad()
+    def latent_means(self, x: torch.Tensor) -> torch.Tensor:
+        """The means of q(z|x), on the VAE's device."""
+        return self.vae.encode(x.to(self.vae.device))[0]
+
     def features(self, x: torch.Tensor) -> np.ndarray:
-        """The latent means of q(z|x): what the classifier sees."""
-        return self.vae.encode(x.to(self.vae.device))[0].float().cpu().numpy()
+        """The latent means: what the classifier sees."""
+        return self.latent_means(x).float().cpu().numpy()
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """x decoded from its latent mean."""
-        return self.vae.decode_mean(self.vae.encode(x.to(self.vae.device))[0])
+        return self.vae.decode_mean(self.latent_means(x))
 
     @property
     def log_px_estimate(self):
