@@ -1,7 +1,9 @@
 import json
 import math
+import os
 import subprocess
 import sys
+import tarfile
 
 import pytest
 import torch
@@ -150,3 +152,31 @@ def test_curves_cli_draws_runs_and_refuses_folders_without_a_curve(tmp_path, cap
     with pytest.raises(SystemExit, match="one --labels entry per run"):
         curves_main([str(tmp_path / "a"), "--labels", "x", "y"])
     assert not (tmp_path / "d.png").exists()
+
+
+def test_gpu_screen_runs_every_variant_and_seed_and_summarises(tmp_path):
+    # ACCEL=cpu: the script's dry run; on a GPU machine the same runs go to the GPU at once.
+    env = {
+        **os.environ,
+        "OUT": str(tmp_path / "out"),
+        "WORK": str(tmp_path / "work"),
+        "CACHE": str(tmp_path / "cache"),
+        "SEEDS": "0",
+        "PY": sys.executable,
+        "ACCEL": "cpu",
+        "PRECISION": "32-true",
+    }
+    tiny = " ".join([*TINY, "trainer.max_epochs=2"])
+    subprocess.run(
+        ["bash", str(REPO / "scripts" / "gpu_screen.sh"), "--budget-min=5", "--",
+         f"base:{tiny}", f"heavier:{tiny} model.alpha_scale=1"],
+        check=True, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    summary = (tmp_path / "out" / "summary.md").read_text().splitlines()
+    rows = {line.split("|")[1].strip(): line for line in summary[2:]}
+    assert set(rows) == {"base_s0", "heavier_s0"}
+    assert all(line.split("|")[2].strip() == "2" for line in rows.values())  # epochs
+    with tarfile.open(tmp_path / "out" / "screen.tar.gz") as tar:
+        names = tar.getnames()
+    assert any(n.endswith("base_s0/time_to_accuracy.json") for n in names)
+    assert not any(n.endswith(".ckpt") for n in names)
