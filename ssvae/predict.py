@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssvae.errors import ConfigError, DataError, SsvaeError
 from ssvae.io import write_json_atomic, write_text_atomic
-from ssvae.runs import DATA_FILE, RESULT_FILE, check_identity, saved_identity, upgrade_config
+from ssvae.runs import DATA_FILE, RESULT_FILE, upgrade_config
 
 SPLITS = ("unlabeled", "val", "test")
 
@@ -56,27 +56,13 @@ def load_run(run_dir: Path) -> tuple[DictConfig, dict, dict]:
     return upgrade_config(OmegaConf.create(cfg)), result, record
 
 
-def best_checkpoint(run_dir: Path) -> Path:
-    candidates = sorted(
-        (run_dir / "checkpoints").glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime
-    )
-    if not candidates:
-        raise DataError(f"{run_dir / 'checkpoints'} has no best-*.ckpt; the run kept no model")
-    return candidates[-1]
-
-
 def trained_model(cfg: DictConfig, result: dict, run_dir: Path, datamodule):
-    """The run's model with its trained state: the best checkpoint, or a refitted estimator."""
+    """The run's model with its trained state (its own ``load_trained``: the best checkpoint,
+    or a refitted estimator)."""
     from ssvae.train import build_model
 
     model, _ = build_model(cfg, datamodule, result["fingerprint"])
-    if getattr(model, "trains_by_gradient", True):
-        path = best_checkpoint(run_dir)
-        check_identity(saved_identity(path), model.identity, str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-        model.load_state_dict(state)
-    else:
-        model.fit_estimator(datamodule)
+    model.load_trained(run_dir, datamodule)
     return model.eval()
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ssvae.errors import ConfigError
+from ssvae.errors import ConfigError, DataError
 from ssvae.models.needs import takes_pretrained_vae
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,16 @@ def finished_result(output_dir: Path, expected_fingerprint: str) -> dict[str, An
         log.warning("%s was made with other settings; running the job again", path)
         return None
     return record
+
+
+def best_checkpoint(run_dir: Path) -> Path:
+    """The newest best-validation checkpoint a run kept."""
+    candidates = sorted(
+        (run_dir / "checkpoints").glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime
+    )
+    if not candidates:
+        raise DataError(f"{run_dir / 'checkpoints'} has no best-*.ckpt; the run kept no model")
+    return candidates[-1]
 
 
 def saved_identity(path: Path) -> dict[str, Any] | None:

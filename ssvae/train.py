@@ -28,10 +28,10 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
-from ssvae.calibration import collect_logits, reliability_diagram, temperature_scaling
 from ssvae.config_checks import check_config
 from ssvae.errors import ConfigError, DataError, SsvaeError, TrainingError
 from ssvae.io import write_json_atomic
+from ssvae.measures import calibrate, log_likelihood
 from ssvae.models.needs import facts_taken_by, takes_pretrained_vae
 from ssvae.pretrain import pretrained_vae
 from ssvae.report import variant_of
@@ -210,13 +210,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:  # how the data was read: classes, standardisation, split rows
         write_json_atomic(output_dir / DATA_FILE, datamodule.record())
     start = time.perf_counter()
-    if not getattr(model, "trains_by_gradient", True):
-        return fit_and_test_estimator(cfg, model, datamodule, trainer, record, output_dir, start)
     try:
         with frozen_vae_expected(vae_info is not None):
-            # compile=true: Lightning compiles the *_step methods of a compiled module.
-            fitted = torch.compile(model) if cfg.get("compile") else model
-            trainer.fit(fitted, datamodule=datamodule, ckpt_path=start_from, weights_only=True)
+            fitted = model.fit_in(
+                trainer, datamodule, ckpt_path=start_from, compile=bool(cfg.get("compile"))
+            )
     except TrainingError as exc:
         # A diverged job is recorded as failed so that a sweep goes on and the table shows it.
         log.error("%s", exc)
@@ -225,9 +223,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             write_json_atomic(output_dir / RESULT_FILE, record)
         return record
     fit_time = time.perf_counter() - start
-    best = trainer.checkpoint_callback.best_model_path or None
     metrics = trainer.test(
-        model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True
+        model, datamodule=datamodule, ckpt_path=fitted.checkpoint, verbose=False, weights_only=True
     )[0]
     record.update(
         status="ok",
@@ -235,59 +232,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         test_err=float(metrics["test/err"]),
         test_nll=float(metrics["test/nll"]),
         test_ece=float(metrics["test/ece"]),
-        best_val_acc=float(trainer.checkpoint_callback.best_model_score or float("nan")),
-        epochs=trainer.current_epoch,
-        steps=trainer.global_step,
+        best_val_acc=fitted.best_val_acc,
+        epochs=fitted.epochs,
+        steps=fitted.steps,
         fit_time_s=fit_time,
         wall_time_s=time.perf_counter() - start,
     )
-    record.update(log_likelihood(cfg, model, datamodule))
+    record.update(log_likelihood(int(cfg.get("log_likelihood_samples") or 0), model, datamodule))
     calibrate(cfg, model, datamodule, record, output_dir)
     return finish(record, trainer, output_dir)
-
-
-@torch.no_grad()
-def log_likelihood(
-    cfg: DictConfig, model: L.LightningModule, datamodule: L.LightningDataModule
-) -> dict[str, float]:
-    """``log_likelihood_samples=K``: the test ELBO and an importance-weighted estimate of log p(x)
-    with K samples (nats per example), for models of x (M1's VAE, M2); {} for the others."""
-    samples = int(cfg.get("log_likelihood_samples") or 0)
-    estimate = getattr(model, "log_px_estimate", None)
-    if samples <= 0 or not callable(estimate):
-        return {}
-    model.eval()
-    elbos, estimates = [], []
-    for x, _ in datamodule.test_dataloader():
-        x = x.to(model.device).float()
-        with torch.autocast(x.device.type, enabled=False):
-            elbos.append(model.test_elbo(x).float().cpu())
-            estimates.append(estimate(x, samples).float().cpu())
-    return {
-        "test_elbo": float(torch.cat(elbos).mean()),
-        "test_log_px": float(torch.cat(estimates).mean()),
-        "log_px_samples": samples,
-    }
-
-
-def calibrate(
-    cfg: DictConfig,
-    model: L.LightningModule,
-    datamodule: L.LightningDataModule,
-    record: dict[str, Any],
-    output_dir: Path,
-) -> None:
-    """``calibrate=true``: fit a temperature on validation (ssvae-predict applies it);
-    ``reliability_diagram=true``: draw test accuracy against confidence."""
-    if not (cfg.get("calibrate") or cfg.get("reliability_diagram")):
-        return
-    if cfg.get("calibrate"):
-        record["calibration"] = temperature_scaling(model, datamodule)
-    if cfg.get("reliability_diagram"):
-        logits, labels = collect_logits(model, datamodule.test_dataloader())
-        temperature = record.get("calibration", {}).get("temperature")
-        title = f"{record['model']}, {record['num_labels']} labels, seed {record['seed']}"
-        reliability_diagram(logits, labels, output_dir / "reliability.png", temperature, title)
 
 
 @contextmanager
@@ -297,37 +250,6 @@ def frozen_vae_expected(uses_vae: bool) -> Iterator[None]:
         if uses_vae:
             warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
         yield
-
-
-def fit_and_test_estimator(
-    cfg: DictConfig,
-    model: L.LightningModule,
-    datamodule: L.LightningDataModule,
-    trainer: L.Trainer,
-    record: dict[str, Any],
-    output_dir: Path,
-    start: float,
-) -> dict[str, Any]:
-    """A scikit-learn model: fit once, then validate and test through Lightning like the rest."""
-    model.fit_estimator(datamodule)
-    fit_time = time.perf_counter() - start
-    val = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
-    test = trainer.test(model, datamodule=datamodule, verbose=False)[0]
-    record.update(
-        status="ok",
-        test_acc=float(test["test/acc"]),
-        test_err=float(test["test/err"]),
-        test_nll=float(test["test/nll"]),
-        test_ece=float(test["test/ece"]),
-        best_val_acc=float(val["val/acc"]),
-        epochs=0,
-        steps=0,
-        fit_time_s=fit_time,
-        wall_time_s=time.perf_counter() - start,
-    )
-    record.update(log_likelihood(cfg, model, datamodule))
-    calibrate(cfg, model, datamodule, record, output_dir)
-    return finish(record, trainer, output_dir)
 
 
 def finish(record: dict[str, Any], trainer: L.Trainer, output_dir: Path) -> dict[str, Any]:

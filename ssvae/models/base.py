@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -12,6 +15,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
 from ssvae.errors import TrainingError
+from ssvae.runs import best_checkpoint, check_identity, saved_identity
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
@@ -21,6 +25,17 @@ SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LR
 
 def default_optimizer() -> OptimizerFactory:
     return partial(torch.optim.Adam, lr=1e-3)
+
+
+@dataclass
+class Fitted:
+    """What fitting left: the checkpoint to test (None: the model as it stands), the best
+    validation accuracy, and how long it trained."""
+
+    checkpoint: str | None
+    best_val_acc: float
+    epochs: int
+    steps: int
 
 
 class SemiSupervisedModule(L.LightningModule):
@@ -66,6 +81,36 @@ class SemiSupervisedModule(L.LightningModule):
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    # How a model is trained and restored: by gradient here; scikit-learn estimators override
+    # both (ssvae/models/estimator.py), so the entry points never ask which kind a model is.
+    def fit_in(
+        self,
+        trainer: L.Trainer,
+        datamodule: L.LightningDataModule,
+        ckpt_path: str | Path | None = None,
+        compile: bool = False,
+    ) -> Fitted:
+        """Train with Lightning (resuming from ``ckpt_path``); the best-validation checkpoint
+        is the one to test. ``compile``: Lightning compiles the *_step methods of a compiled
+        module."""
+        fitted = torch.compile(self) if compile else self
+        trainer.fit(fitted, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        callback = trainer.checkpoint_callback
+        score = callback.best_model_score
+        return Fitted(
+            checkpoint=callback.best_model_path or None,
+            best_val_acc=float(score) if score is not None else math.nan,
+            epochs=trainer.current_epoch,
+            steps=trainer.global_step,
+        )
+
+    def load_trained(self, run_dir: Path, datamodule: L.LightningDataModule) -> None:
+        """Restore what a finished run trained: its best checkpoint, whose identity (model, data,
+        settings) must match this model's."""
+        path = best_checkpoint(run_dir)
+        check_identity(saved_identity(path), self.identity, str(path))
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
 
     def _evaluate(self, batch: Batch, metric: MulticlassAccuracy) -> None:
         x, y = batch

@@ -9,18 +9,21 @@ marked with the label -1 as scikit-learn expects.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ssvae.data.datamodule import SemiSupervisedDataModule
-from ssvae.models.base import SemiSupervisedModule
+from ssvae.models.base import Fitted, SemiSupervisedModule
 
 UNLABELED = -1
 
 
 class EstimatorClassifier(SemiSupervisedModule):
+    # No gradient steps, so no checkpoints to resume from (the config check reads this).
     trains_by_gradient = False
 
     def __init__(
@@ -62,6 +65,23 @@ class EstimatorClassifier(SemiSupervisedModule):
             x = np.concatenate([x, self.features(datamodule._x_unlabeled)])
             y = np.concatenate([y, np.full(datamodule.num_unlabeled, UNLABELED)])
         self.estimator.fit(x, y)
+
+    def fit_in(
+        self,
+        trainer: L.Trainer,
+        datamodule: SemiSupervisedDataModule,
+        ckpt_path: str | Path | None = None,
+        compile: bool = False,
+    ) -> Fitted:
+        """Fit once, then validate through Lightning like the rest (nothing to resume or
+        compile: ``ckpt_path`` is refused by the config check)."""
+        self.fit_estimator(datamodule)
+        val = trainer.validate(self, datamodule=datamodule, verbose=False)[0]
+        return Fitted(checkpoint=None, best_val_acc=float(val["val/acc"]), epochs=0, steps=0)
+
+    def load_trained(self, run_dir: Path, datamodule: SemiSupervisedDataModule) -> None:
+        """Refit on the run's data split: an estimator keeps no checkpoint, and fitting is cheap."""
+        self.fit_estimator(datamodule)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Log-probabilities: ``predict_proba`` where the estimator has one, else a softmax of
