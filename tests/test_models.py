@@ -128,3 +128,28 @@ def test_one_sweep_gives_one_row_per_model(tmp_path):
     rows = json.loads((sweep / "results.json").read_text())
     assert {r["model"] for r in rows} == {"m2", "supervised", "logreg", "label_spreading"}
     assert (sweep / "results.png").is_file()
+
+
+@pytest.mark.parametrize("model", ["supervised", "svm"])
+def test_each_model_says_how_it_is_fitted_and_restored(compose_cfg, tmp_path, model):
+    # The entry points never ask a model's kind: a network's fit_in hands back its best
+    # checkpoint, an estimator's none; load_trained restores the same predictions either way.
+    from ssvae.train import build, build_callbacks, build_data, build_model
+
+    cfg = compose_cfg(f"model={model}", "data.num_labels=50", "trainer.max_epochs=3")
+    datamodule = build_data(cfg)
+    model_, _ = build_model(cfg, datamodule, "digest")
+    trainer = build(cfg.trainer, callbacks=build_callbacks(cfg, tmp_path), logger=False)
+    fitted = model_.fit_in(trainer, datamodule)
+    x, _ = next(iter(datamodule.test_dataloader()))
+    if model == "svm":
+        assert fitted.checkpoint is None and (fitted.epochs, fitted.steps) == (0, 0)
+    else:
+        assert fitted.checkpoint.endswith(".ckpt") and fitted.epochs == 3 and fitted.steps > 0
+        best = torch.load(fitted.checkpoint, map_location="cpu", weights_only=True)
+        model_.load_state_dict(best["state_dict"])  # what trainer.test(ckpt_path=...) tests
+    assert 0.5 < fitted.best_val_acc <= 1
+    expected = model_.eval().classify_full_precision(x)
+    restored, _ = build_model(cfg, datamodule, "digest")
+    restored.load_trained(tmp_path, datamodule)
+    torch.testing.assert_close(restored.eval().classify_full_precision(x), expected)
