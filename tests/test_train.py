@@ -128,7 +128,7 @@ def test_experiment_settings_win_over_the_primary_config(compose_cfg):
     compare = compose_cfg("experiment=digits_compare")
     assert compare.num_threads == 1
     table1 = compose_cfg("experiment=table1")
-    assert (table1.sweep_name, table1.num_threads, table1.data.name) == ("table1", 1, "mnist")
+    assert (table1.sweep_name, table1.num_threads, table1.data.name) == ("table1_v2", 1, "mnist")
     assert table1.trainer.precision == "bf16-mixed" and table1.vae.max_epochs == 55
     check_config(table1)
     # The command line still wins over the experiment.
