@@ -4,8 +4,10 @@
 # step is bound by launching kernels, docs/speed.md), so a dozen side by side cost little more
 # than one. CUDA's MPS daemon is started when it works, so that their kernels overlap.
 #   OUT=outputs/gpu_screen DATA_ROOT=../shared/data CACHE=outputs/cache SEEDS="0 1 2" \
-#       bash scripts/gpu_screen.sh --model m1m2 --labels 100 --budget-min 7 -- \
-#       "C:" "alpha0.3:model.alpha_scale=0.3" "h2x500:model.hidden_dims=[500,500]"
+#       bash scripts/gpu_screen.sh --model m1m2 --data mnist --labels 100 --budget-min 15 -- \
+#       "C:vae.max_epochs=55" "alpha3:vae.max_epochs=55 model.alpha_scale=3"
+# The budget counts M1's VAE pretraining minutes, a cached VAE's included (8-9 minutes for the
+# 55-epoch MNIST VAEs made on the CPU), as every time-to-accuracy curve does.
 # Each variant is NAME:OVERRIDES (space-separated Hydra overrides, may be empty). Arguments
 # before "--" go to time_to_accuracy.py. OUT gets summary.md (the final test error of every run)
 # and screen.tar.gz (every run's curve and result, no checkpoints).
