@@ -23,7 +23,7 @@ from ssvae import elbo
 from ssvae.config_checks import positive_int
 from ssvae.elbo import check_likelihood, log_likelihood
 from ssvae.models.base import OptimizerFactory, SchedulerFactory, WeightedBoundModule
-from ssvae.models.m2 import check_alpha, log_class_prior, term_weights
+from ssvae.models.m2 import log_class_prior, term_weights
 from ssvae.nets import MLP, GaussianMLP, check_layer_sizes
 
 
@@ -53,7 +53,6 @@ class ADGM(WeightedBoundModule):
         hidden = check_layer_sizes(hidden_dims, z_dim)
         check_layer_sizes(hidden_dims, a_dim)
         check_likelihood(likelihood)
-        check_alpha(alpha_scale, alpha_per_label)
         self.samples = positive_int(samples, "model.samples")
         self.eval_samples = positive_int(eval_samples, "model.eval_samples")
         self.weights = term_weights(

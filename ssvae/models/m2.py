@@ -47,6 +47,10 @@ def term_weights(
         ports; relative to "paper" this weighs the labeled terms N/N_l times more:
         mean(-L) + mean(-U) + (alpha/N_l) mean(-log q).
     """
+    if not alpha_scale >= 0:
+        raise ConfigError(f"model.alpha_scale={alpha_scale} must be >= 0")
+    if alpha_per_label is not None and not alpha_per_label >= 0:
+        raise ConfigError(f"model.alpha_per_label={alpha_per_label} must be >= 0 or null")
     n = num_labeled + num_unlabeled
     alpha = alpha_scale * n if alpha_per_label is None else alpha_per_label * num_labeled
     if weighting == "paper":
@@ -54,13 +58,6 @@ def term_weights(
     if weighting == "balanced":
         return {"labeled": 1.0, "unlabeled": 1.0, "classify": alpha / num_labeled}
     raise ConfigError(f"model.weighting={weighting!r} is not known; allowed: {list(WEIGHTINGS)}")
-
-
-def check_alpha(alpha_scale: float, alpha_per_label: float | None) -> None:
-    if not alpha_scale >= 0:
-        raise ConfigError(f"model.alpha_scale={alpha_scale} must be >= 0")
-    if alpha_per_label is not None and not alpha_per_label >= 0:
-        raise ConfigError(f"model.alpha_per_label={alpha_per_label} must be >= 0 or null")
 
 
 PRIORS = ("uniform", "labeled")
@@ -100,7 +97,6 @@ class M2(WeightedBoundModule):
     ) -> None:
         super().__init__(num_classes, optimizer, scheduler)
         hidden = check_layer_sizes(hidden_dims, z_dim)
-        check_alpha(alpha_scale, alpha_per_label)
         check_likelihood(likelihood)
         self.weights = term_weights(
             weighting, alpha_scale, num_labeled, num_unlabeled, alpha_per_label
