@@ -19,8 +19,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from ssvae.io import write_bytes_atomic, write_json_atomic, write_text_atomic
-from ssvae.runs import DATA_FILE_KEYS, RESULT_FILE, is_plumbing
+from ssvae.runs import ADDED_LATER, DATA_FILE_KEYS, RESULT_FILE, is_plumbing, upgrade_config
 
 log = logging.getLogger(__name__)
 
@@ -71,22 +73,100 @@ def _group_key(record: dict[str, Any]) -> tuple:
 def collect_results(folders: Iterable[Path]) -> list[dict[str, Any]]:
     """Every readable result record below ``folders``; unreadable ones are skipped with a warning.
 
-    A (dataset, model, variant, labels, seed) found more than once (a re-run) counts once: the
-    newest file.
+    Runs of one model and variant made with other settings (a default changed between two
+    sweeps) become variants of their own (``tell_settings_apart``). A (dataset, model, variant,
+    labels, seed) found more than once (a re-run) counts once: the newest file.
     """
-    latest: dict[tuple, tuple[float, dict[str, Any]]] = {}
+    found: list[tuple[float, dict[str, Any]]] = []
     for folder in folders:
         for path in sorted(Path(folder).rglob(RESULT_FILE)):
             try:
                 record = json.loads(path.read_text())
-                key = (*_group_key(record), record["seed"])
+                _group_key(record), record["seed"]
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("skipping unreadable result %s: %s", path, exc)
                 continue
-            mtime = path.stat().st_mtime
-            if key not in latest or mtime >= latest[key][0]:
-                latest[key] = (mtime, record)
+            found.append((path.stat().st_mtime, record))
+    records = tell_settings_apart([record for _, record in found])
+    latest: dict[tuple, tuple[float, dict[str, Any]]] = {}
+    for (mtime, _), record in zip(found, records, strict=True):
+        key = (*_group_key(record), record["seed"])
+        if key not in latest or mtime >= latest[key][0]:
+            latest[key] = (mtime, record)
     return [record for _, record in latest.values()]
+
+
+# Settings that differ between the runs of one row by design: the table's own axes.
+AXIS_SETTINGS = {"seed", "data.seed", "data.num_labels", "data.label_fraction", "data.name"}
+
+
+def _flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def settings_of(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The settings a run was made with, as dotted keys, less the table's axes, plumbing and what
+    only records a run (callbacks); None for a record without its config."""
+    config = record.get("config")
+    if not isinstance(config, dict):
+        return None
+    config = OmegaConf.to_container(upgrade_config(OmegaConf.create(config)))  # renamed since
+    flat = {**ADDED_LATER, **_flatten(config)}  # older runs lack what was added later
+    return {
+        key: value
+        for key, value in flat.items()
+        if key not in AXIS_SETTINGS
+        and key not in DATA_FILE_KEYS
+        and not key.startswith("callbacks.")
+        and not is_plumbing(key)
+    }
+
+
+def _shown(value: Any) -> str:
+    return (
+        json.dumps(value, separators=(",", ":")) if isinstance(value, list | None) else str(value)
+    )
+
+
+def tell_settings_apart(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` in the same order, where runs that share a data set, model and variant but
+    not their settings have the settings that differ added to their variant (e.g. a sweep made
+    before a default changed beside one made after). Without it the table would average them,
+    or count one as a re-run of the other."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, record in enumerate(records):
+        groups[(record["dataset"], record["model"], record.get("variant", ""))].append(i)
+    out = list(records)
+    for (dataset, model, variant), members in groups.items():
+        settings = {i: settings_of(records[i]) for i in members}
+        known = {i: s for i, s in settings.items() if s is not None}
+        keys = set().union(*known.values()) if known else set()
+        differing = sorted(
+            key
+            for key in keys
+            if len({_shown(s.get(key)) for s in known.values()}) > 1
+            # a setting that follows the seed (random_state: ${seed}) is the seed's own axis
+            and any(s.get(key) != records[i]["seed"] for i, s in known.items())
+        )
+        if not differing:
+            continue
+        log.warning(
+            "%s %s runs (variant %r) were made with different settings: %s; shown apart",
+            dataset,
+            model,
+            variant or "default",
+            ", ".join(differing),
+        )
+        for i, s in known.items():
+            extra = " ".join(f"{key}={_shown(s.get(key))}" for key in differing)
+            out[i] = {**records[i], "variant": f"{variant} {extra}".strip()}
+    return out
 
 
 # Optional columns (ssvae-report --columns ...): a header and how to read a run's value.

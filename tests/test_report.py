@@ -55,6 +55,40 @@ def test_a_rerun_counts_once_and_variants_stay_apart(tmp_path):
     ]
 
 
+def _write_sweep(folder, seeds, acc, alpha, root="/data", **model):
+    """Result files as a sweep saves them: each with the config that made it."""
+    for seed in seeds:
+        config = {
+            "seed": seed,
+            "data": {"num_labels": 50, "seed": seed, "root": f"{root}{seed}"},
+            "model": {"alpha_scale": alpha, "random_state": seed, **model},
+        }
+        _write(
+            folder / str(seed),
+            num_labels=50,
+            seed=seed,
+            test_acc=acc,
+            test_err=1 - acc,
+            config=config,
+        )
+
+
+def test_runs_made_with_other_settings_become_variants_of_their_own(tmp_path):
+    # Two sweeps of the same command, made before and after a default changed: not re-runs of
+    # each other, and not one row. Where the data sits (plumbing), a setting that follows the seed,
+    # and one added later at its neutral value do not set runs apart.
+    _write_sweep(tmp_path / "v1", (0, 1), 0.8, alpha=0.1)
+    _write_sweep(tmp_path / "v2", (0,), 0.9, alpha=3, root="/elsewhere", prior_y="uniform")
+    rows = aggregate(collect_results([tmp_path]))
+    assert [(r["variant"], r["runs"], r["acc_mean"]) for r in rows] == [
+        ("model.alpha_scale=0.1", 2, 0.8),
+        ("model.alpha_scale=3", 1, 0.9),
+    ]
+    # The same settings stay one row, however many folders they come from.
+    rows = aggregate(collect_results([tmp_path / "v1"]))
+    assert [(r["variant"], r["runs"]) for r in rows] == [("", 2)]
+
+
 def test_variant_ignores_the_table_axes_and_plumbing():
     overrides = ["seed=1", "data.num_labels=100", "data.root=/x", "model.lr=2", "data=mnist"]
     assert variant_of(overrides) == "model.lr=2"
