@@ -51,6 +51,7 @@ def cache_key(
     (None for the built-in data sets, whose keys stay what they were before it existed)."""
     vae_settings = OmegaConf.to_container(vae_cfg, resolve=True)
     drop_added_later(vae_settings, prefix="vae.")  # VAEs cached before a setting existed
+    vae_settings.pop("precision", None)  # the precision used is ``precision`` below
     settings = {
         "dataset": dataset,
         "seed": seed,
@@ -89,6 +90,7 @@ def _train(
     datamodule: SemiSupervisedDataModule,
     seed: int,
     trainer_cfg: DictConfig,
+    precision: str,
     folder: Path,
 ) -> tuple[VAE, dict[str, Any]]:
     L.seed_everything(seed, workers=True)
@@ -101,7 +103,7 @@ def _train(
     trainer = L.Trainer(
         max_epochs=vae_cfg.max_epochs,
         max_time=vae_cfg.get("max_time"),
-        precision=trainer_cfg.precision,
+        precision=precision,
         accelerator=trainer_cfg.accelerator,
         devices=1,
         logger=CSVLogger(folder, name="", version="logs"),
@@ -121,6 +123,12 @@ def _train(
     return vae, info
 
 
+def vae_precision(vae_cfg: DictConfig, trainer_cfg: DictConfig) -> str:
+    """M1's training precision: ``vae.precision``, or the trainer's when that is null (so that a
+    run can train M2 in another precision on the same cached VAE)."""
+    return str(vae_cfg.get("precision") or trainer_cfg.precision)
+
+
 def pretrained_vae(
     vae_cfg: DictConfig,
     datamodule: SemiSupervisedDataModule,
@@ -132,7 +140,8 @@ def pretrained_vae(
     identity = datamodule.cache_identity()
     if identity is not None or datamodule.likelihood != "bernoulli":
         identity = {**(identity or {}), "likelihood": datamodule.likelihood}
-    key = cache_key(datamodule.name, seed, vae_cfg, trainer_cfg.precision, identity)
+    precision = vae_precision(vae_cfg, trainer_cfg)
+    key = cache_key(datamodule.name, seed, vae_cfg, precision, identity)
     folder = Path(cache_dir) / f"vae-{datamodule.name}-seed{seed}-{key}"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "vae.ckpt"
@@ -143,7 +152,7 @@ def pretrained_vae(
             trained_now = False
         else:
             log.info("training the M1 VAE (cached in %s)", folder)
-            vae, info = _train(vae_cfg, datamodule, seed, trainer_cfg, folder)
+            vae, info = _train(vae_cfg, datamodule, seed, trainer_cfg, precision, folder)
             buffer = io.BytesIO()
             torch.save({"hparams": dict(vae.hparams), "state_dict": vae.state_dict()}, buffer)
             write_bytes_atomic(path, buffer.getvalue())

@@ -68,6 +68,7 @@ ADDED_LATER = {
     "log_likelihood_samples": 0,
     "vae.model.kl_warmup_epochs": 0,
     "model.alpha_per_label": None,
+    "vae.precision": None,
 }
 
 

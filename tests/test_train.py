@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from ssvae.config_checks import check_config
 from ssvae.data.datamodule import SemiSupervisedDataModule
 from ssvae.errors import ConfigError, DataError
-from ssvae.pretrain import cache_key
+from ssvae.pretrain import cache_key, vae_precision
 from ssvae.runs import fingerprint
 from ssvae.train import train
 
@@ -165,6 +165,19 @@ def test_vae_schedule_is_opt_in_and_part_of_the_cache_key(compose_cfg):
     # A VAE trained on another schedule is another VAE: it must not come from the same cache.
     keys = {cache_key("digits", 0, cfg.vae, "32-true") for cfg in (plain, cosine)}
     assert len(keys) == 2
+
+
+def test_m1_can_keep_its_precision_while_m2_trains_in_another(compose_cfg):
+    common = ("model=m1m2", "data=mnist", "vae.max_epochs=55")
+    bf16 = compose_cfg(*common, "trainer.precision=bf16-mixed")
+    split = compose_cfg(*common, "trainer.precision=32-true", "vae.precision=bf16-mixed")
+    fp32 = compose_cfg(*common, "trainer.precision=32-true")
+    keys = [cache_key("mnist", 0, c.vae, vae_precision(c.vae, c.trainer)) for c in (bf16, split)]
+    # The key the MNIST VAEs of docs/runs were cached under before vae.precision existed: an fp32
+    # M2 reuses them, and a plain fp32 run gets a VAE of its own.
+    assert keys == ["ddeb79947ef5", "ddeb79947ef5"]
+    assert cache_key("mnist", 0, fp32.vae, vae_precision(fp32.vae, fp32.trainer)) != keys[0]
+    assert fingerprint(split) != fingerprint(fp32)
 
 
 def test_compile_trains_the_same_job_and_counts_as_plumbing(compose_cfg):
