@@ -11,7 +11,9 @@ backward, Adam) on a synthetic batch of 100 labeled + B unlabeled images, and re
 - the FLOPs of one step, counted by torch's FlopCounterMode (matmuls; forward and backward);
 - the matmul rate measured in the same process at the step's own layer shapes, and the bound
   it puts on the step (FLOPs / rate), so "x bound" = measured time / bound;
-- peak memory: CUDA's max_memory_allocated on a GPU, else the growth of the process's peak RSS.
+- peak memory: CUDA's max_memory_allocated on a GPU, else the growth of the process's peak RSS;
+- the share of the step's time spent in matrix multiplies (torch.profiler, a few steps): near 1,
+  only a faster matmul helps; well below, the elementwise work around them is what to fuse.
 
 Each setting runs in its own subprocess so that thread counts and peak memory do not leak.
 """
@@ -29,6 +31,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 EPOCH_IMAGES = 50_000
@@ -89,6 +92,29 @@ def matmul_rate(shapes: list[tuple[int, int, int]], dtype, device, seconds: floa
         reps += 1
     sync(device)
     return flops * reps / (time.perf_counter() - start) / 1e9
+
+
+MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
+
+
+def matmul_share(step, device: torch.device, steps: int = 3) -> float:
+    """The fraction of ``steps`` optimiser steps' time spent in matrix multiplies: the CPU's own
+    time of the matmul ops, or on a GPU the device time of its GEMM kernels."""
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        sync(device)
+    attr = "self_device_time_total" if cuda else "self_cpu_time_total"
+    events = prof.key_averages()
+    total = sum(getattr(e, attr) for e in events)
+    matmul = sum(
+        getattr(e, attr)
+        for e in events
+        if e.key in MATMUL_OPS or (cuda and "gemm" in e.key.lower())
+    )
+    return matmul / total if total else float("nan")
 
 
 def step_shapes(model, batch: dict) -> list[tuple[int, int, int]]:
@@ -154,6 +180,7 @@ def run_one(args: argparse.Namespace) -> dict:
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    share = matmul_share(step, device)
     rate = matmul_rate(step_shapes(m2, batch), dtype, device)
     images = LABELED + args.unlabeled
     bound_s = flops / (rate * 1e9)
@@ -172,6 +199,7 @@ def run_one(args: argparse.Namespace) -> dict:
         "matmul_gflops": rate,
         "bound_epoch_s": EPOCH_IMAGES / args.unlabeled * bound_s,
         "x_bound": step_s / bound_s,
+        "matmul_share": share,
         "peak_mb": peak_mb,
     }
 
@@ -190,6 +218,7 @@ COLUMNS = [
     ("matmul_gflops", "{:.0f}"),
     ("bound_epoch_s", "{:.2f}"),
     ("x_bound", "{:.2f}"),
+    ("matmul_share", "{:.2f}"),
     ("peak_mb", "{:.0f}"),
 ]
 

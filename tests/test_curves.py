@@ -136,6 +136,7 @@ def test_bench_reports_flops_and_the_matmul_bound(tmp_path):
     least = 3 * 2 * rows * (500 * 100 + 50 * 500 + 500 * 100)
     assert row["step_gflop"] * 1e9 >= least
     assert row["images_per_s"] > 0 and row["x_bound"] > 0 and row["matmul_gflops"] > 0
+    assert 0 < row["matmul_share"] < 1
 
 
 def test_curves_cli_draws_runs_and_refuses_folders_without_a_curve(tmp_path, capsys):
