@@ -71,6 +71,38 @@ class GaussianMLP(MLP):
         return mean, logvar
 
 
+INITS = ("torch", "glorot")
+
+
+def initialize(module: nn.Module, init: str) -> None:
+    """(Re)initialise every MLP inside ``module``.
+
+    "torch": PyTorch's default, left as built (uniform weights, std 1/sqrt(3 fan_in)).
+    "glorot": as Maaløe et al.'s ADGM code: Glorot-normal weights with the ReLU gain in the
+    hidden layers (variance-preserving through ReLUs), Glorot-normal output layers, except the
+    last layer of a Gaussian head, N(0, 1e-3^2), so that every q and p starts near N(0, I);
+    biases N(0, 1e-3^2).
+    """
+    if init not in INITS:
+        raise ConfigError(f"model.init={init!r} is not known; allowed: {list(INITS)}")
+    if init == "torch":
+        return
+    small = 1e-3
+    for mlp in module.modules():
+        if not isinstance(mlp, MLP):
+            continue
+        *hidden, last = [*mlp.first, *(m for m in mlp.rest if isinstance(m, nn.Linear))]
+        for layer in hidden:
+            nn.init.xavier_normal_(layer.weight, gain=nn.init.calculate_gain("relu"))
+        if isinstance(mlp, GaussianMLP):
+            nn.init.normal_(last.weight, 0.0, small)
+        else:
+            nn.init.xavier_normal_(last.weight)
+        for layer in (*hidden, last):
+            if layer.bias is not None:
+                nn.init.normal_(layer.bias, 0.0, small)
+
+
 def check_layer_sizes(hidden_dims: Sequence[int], z_dim: int) -> list[int]:
     """Validate ``model.hidden_dims`` and ``model.z_dim`` and return the widths as a list."""
     widths = list(hidden_dims)

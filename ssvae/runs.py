@@ -69,6 +69,7 @@ ADDED_LATER = {
     "vae.model.kl_warmup_epochs": 0,
     "model.alpha_per_label": None,
     "vae.precision": None,
+    "model.init": "torch",
 }
 
 

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ssvae import elbo
+from ssvae.errors import ConfigError
 from ssvae.models.adgm import ADGM
 from ssvae.models.sdgm import SDGM
 from ssvae.train import train
@@ -97,6 +98,21 @@ def test_gradient_clipping_is_the_models_default(compose_cfg):
         {"gradient_clip_val": 5.0, "gradient_clip_algorithm": "norm"},
         {"gradient_clip_val": 1.0, "gradient_clip_algorithm": "norm"},
     ]
+
+
+@pytest.mark.parametrize("cls", [ADGM, SDGM])
+def test_the_authors_initialisation_starts_every_gaussian_at_the_prior(cls):
+    model = _model(cls, init="glorot", hidden_dims=[400, 300])
+    x = torch.rand(4, D)
+    mean, logvar = model.q_a(x)
+    assert mean.abs().max() < 0.05 and logvar.abs().max() < 0.05  # q(a|x) ~ N(0, I)
+    # Hidden layers: Glorot-normal with the ReLU gain, sqrt(2) * sqrt(2 / (fan_in + fan_out)).
+    hidden = model.q_z.rest[1].weight  # the 400 -> 300 layer
+    assert hidden.std().item() == pytest.approx(2**0.5 * (2 / 700) ** 0.5, rel=0.05)
+    default = _model(cls, hidden_dims=[400, 300]).q_z.rest[1].weight
+    assert default.std().item() == pytest.approx((1 / (3 * 400)) ** 0.5, rel=0.05)
+    with pytest.raises(ConfigError, match="model.init='he' is not known"):
+        _model(cls, init="he")
 
 
 @pytest.mark.parametrize("model", ["adgm", "sdgm"])

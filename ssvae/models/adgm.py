@@ -24,7 +24,7 @@ from ssvae.config_checks import positive_int
 from ssvae.elbo import check_likelihood, log_likelihood
 from ssvae.models.base import OptimizerFactory, SchedulerFactory, WeightedBoundModule
 from ssvae.models.m2 import log_class_prior, term_weights
-from ssvae.nets import MLP, GaussianMLP, check_layer_sizes
+from ssvae.nets import MLP, GaussianMLP, check_layer_sizes, initialize
 
 
 class ADGM(WeightedBoundModule):
@@ -45,6 +45,7 @@ class ADGM(WeightedBoundModule):
         samples: int = 1,
         eval_samples: int = 100,
         gradient_clip_norm: float | None = 5.0,
+        init: str = "torch",
         likelihood: str = "bernoulli",
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
@@ -69,6 +70,7 @@ class ADGM(WeightedBoundModule):
         self.q_y = MLP([x_dim, a_dim], hidden, num_classes, activation)  # q(y|a,x)
         self.q_z = GaussianMLP([x_dim, a_dim, num_classes], hidden, z_dim, activation)  # q(z|a,y,x)
         self.build_generative(x_dim, a_dim, z_dim, hidden, activation)
+        initialize(self, init)
 
     def build_generative(self, x_dim, a_dim, z_dim, hidden, activation) -> None:
         decoder = GaussianMLP if self.likelihood == "gaussian" else MLP
