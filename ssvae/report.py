@@ -283,6 +283,7 @@ def plot_error_vs_labels(rows: Sequence[dict[str, Any]], paper: bool = False) ->
         if r["runs"]:
             lines[(r["dataset"], r["model"], r["variant"])].append(r)
     datasets = sorted({dataset for dataset, _, _ in lines})
+    referenced: set[str] = set()  # the paper's line once per model, beside its first variant
     for (dataset, model, variant), points in sorted(lines.items()):
         points.sort(key=lambda r: r["num_labels"])
         label = model if len(datasets) == 1 else f"{model} ({dataset})"
@@ -296,7 +297,8 @@ def plot_error_vs_labels(rows: Sequence[dict[str, Any]], paper: bool = False) ->
             capsize=3,
             label=label,
         )
-        if paper and dataset == "mnist" and model in PAPER_TABLE1 and not variant:
+        if paper and dataset == "mnist" and model in PAPER_TABLE1 and model not in referenced:
+            referenced.add(model)
             name, errors = PAPER_TABLE1[model]
             ax.plot(
                 list(errors),

@@ -139,6 +139,9 @@ def test_paper_reference_lines_are_drawn_for_mnist_only():
         for n in (100, 600)
     ]
     assert plot_error_vs_labels(rows, paper=True) != plot_error_vs_labels(rows)
+    # Runs told apart by their settings are all variants: the paper's line is still drawn.
+    variants = [{**r, "variant": "model.alpha_scale=3"} for r in rows]
+    assert plot_error_vs_labels(variants, paper=True) != plot_error_vs_labels(variants)
     digits = [{**r, "dataset": "digits"} for r in rows]
     assert plot_error_vs_labels(digits, paper=True) == plot_error_vs_labels(digits)
     assert PAPER_TABLE1["m1m2"][1][100] == 3.33 and PAPER_TABLE1["m2"][1][3000] == 3.92
