@@ -9,6 +9,10 @@ methods (no second copy of a network):
 - samples.png: x ~ p(x) from the prior (``generate``, or M1's decoder);
 - latent_map.png: test latents (``latent``: M2's style z, M1's VAE latent) in 2-D by PCA and by
   t-SNE, coloured by label;
+- latent_use.png (+ latent_use.json): for each Gaussian latent (``posterior_means``: M2's z, ADGM's
+  a and z, M1's z), the variance over test images of each dimension's posterior mean, sorted, with
+  Burda et al.'s (2016) "active unit" threshold of 0.01: a latent the model ignores (an
+  auxiliary a that collapsed) has none above it;
 - learning_curves.png: validation error and the ELBO terms against epochs, from logs/metrics.csv.
 Image figures need image-shaped data; for a table only the latent map and curves are drawn.
 """
@@ -25,7 +29,7 @@ import pandas as pd
 import torch
 
 from ssvae.errors import SsvaeError
-from ssvae.io import write_bytes_atomic
+from ssvae.io import write_bytes_atomic, write_json_atomic
 
 DPI = 100
 
@@ -154,6 +158,46 @@ def latent_map(
     return _save(fig, path)
 
 
+# Burda, Grosse & Salakhutdinov (2016): a latent dimension u is active when Cov_x(E_q[u|x]) > 0.01.
+ACTIVE_UNIT_THRESHOLD = 0.01
+
+
+def active_units(
+    means: dict[str, torch.Tensor], threshold: float = ACTIVE_UNIT_THRESHOLD
+) -> dict[str, dict]:
+    """Per latent: its dimensions, how many are active, and each dimension's variance over the
+    images of its posterior mean (largest first)."""
+    use = {}
+    for name, mean in means.items():
+        variance = mean.float().var(0).sort(descending=True).values
+        use[name] = {
+            "dims": len(variance),
+            "active": int((variance > threshold).sum()),
+            "threshold": threshold,
+            "variance": [float(f"{v:.4g}") for v in variance.tolist()],
+        }
+    return use
+
+
+def latent_use(use: dict[str, dict], path: Path) -> Path:
+    """Each latent's sorted per-dimension variances on a log scale, the threshold drawn."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(use), figsize=(5 * len(use), 3.5), squeeze=False)
+    for ax, (name, stats) in zip(axes[0], use.items(), strict=True):
+        variance = np.maximum(stats["variance"], 1e-8)  # log scale: a collapsed unit shows at 1e-8
+        ax.bar(np.arange(1, len(variance) + 1), variance, width=1.0)
+        ax.axhline(stats["threshold"], color="black", linestyle=":", label="active above")
+        ax.set_yscale("log")
+        ax.set(
+            xlabel=f"{name}'s dimensions, sorted",
+            ylabel="variance of E_q[u|x] over test images",
+            title=f"{name}: {stats['active']} of {stats['dims']} active",
+        )
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def learning_curves(metrics_csv: Path, path: Path) -> Path | None:
     """Validation error and the training ELBO terms (epoch means) against epochs."""
     if not metrics_csv.is_file():
@@ -217,6 +261,11 @@ def draw_figures(
         written.append(
             latent_map(latents, y[chosen].numpy(), classes, out_dir / "latent_map.png", seed)
         )
+    if hasattr(model, "posterior_means"):
+        chosen = torch.randperm(len(y))[:latent_points]
+        use = active_units(model.posterior_means(x[chosen]))
+        write_json_atomic(out_dir / "latent_use.json", use)
+        written.append(latent_use(use, out_dir / "latent_use.png"))
     written.append(
         learning_curves(run_dir / "logs" / "metrics.csv", out_dir / "learning_curves.png")
     )

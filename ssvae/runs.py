@@ -70,6 +70,7 @@ ADDED_LATER = {
     "model.alpha_per_label": None,
     "vae.precision": None,
     "model.init": "torch",
+    "model.gradient_clip_value": None,
 }
 
 

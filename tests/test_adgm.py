@@ -1,6 +1,7 @@
 """ADGM and SDGM (Maaløe et al. 2016): bounds against hand computation, enumeration against a
 loop over classes, prediction averaging, and a short digits run."""
 
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
@@ -100,6 +101,17 @@ def test_gradient_clipping_is_the_models_default(compose_cfg):
     ]
 
 
+def test_the_authors_value_clipping_follows_the_norm_clipping(compose_cfg):
+    model = _model(gradient_clip_norm=5.0, gradient_clip_value=1.0)
+    parameter = torch.nn.Parameter(torch.zeros(3))
+    parameter.grad = torch.tensor([30.0, -0.4, 0.0])  # norm 30: scaled to 5, then 5 -> 1
+    optimizer = torch.optim.SGD([parameter], lr=0.1)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, gradient_clip_val=5.0)
+    model.trainer = trainer
+    model.configure_gradient_clipping(optimizer, gradient_clip_val=5.0)
+    torch.testing.assert_close(parameter.grad, torch.tensor([1.0, -0.4 * 5 / 30, 0.0]))
+
+
 @pytest.mark.parametrize("cls", [ADGM, SDGM])
 def test_the_authors_initialisation_starts_every_gaussian_at_the_prior(cls):
     model = _model(cls, init="glorot", hidden_dims=[400, 300])
@@ -130,3 +142,33 @@ def test_a_short_digits_run_learns(compose_cfg, model):
         )
     )
     assert record["status"] == "ok" and record["test_acc"] > 0.7  # chance: 0.1
+
+
+def test_active_units_count_the_dimensions_whose_posterior_mean_varies():
+    from ssvae.figures import active_units
+
+    varying = torch.linspace(-1, 1, 101)  # k/50, k = -50..50: variance sum(k^2)/2500/100 = 0.3434
+    means = torch.stack([varying, 0.05 * varying, torch.full((101,), 3.0)], dim=1)
+    use = active_units({"u": means})["u"]
+    assert use["dims"] == 3 and use["active"] == 1  # 0.05**2 * 0.3434 < 0.01 < 0.3434
+    torch.testing.assert_close(
+        torch.tensor(use["variance"]),
+        torch.tensor([0.3434, 0.3434 * 0.0025, 0.0]),
+        atol=1e-6,
+        rtol=0,
+    )
+
+
+@pytest.mark.parametrize("cls", [ADGM, SDGM])
+def test_a_collapsed_auxiliary_variable_has_no_active_units(cls):
+    from ssvae.figures import active_units
+
+    model = _model(cls).eval()
+    x = torch.rand(40, D)
+    head = model.q_a.rest[-1]  # q(a|x)'s mean and log-variance
+    with torch.no_grad():
+        head.weight.mul_(100)  # a mean that follows x
+    assert active_units(model.posterior_means(x))["a"]["active"] == 2
+    torch.nn.init.zeros_(head.weight)  # the same a for every x
+    use = active_units(model.posterior_means(x))
+    assert use["a"]["active"] == 0 and use["a"]["dims"] == 2 and use["z"]["dims"] == 3

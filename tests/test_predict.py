@@ -173,8 +173,16 @@ def test_figures_of_an_m2_run_are_pngs_of_the_expected_size(digits_runs, tmp_pat
             "reconstructions.png",
             "samples.png",
             "latent_map.png",
+            "latent_use.png",
             "learning_curves.png",
         ]
+    )
+    use = json.loads((tmp_path / "figs" / "latent_use.json").read_text())
+    z = use["z"]
+    z_dim = json.loads((out / "result.json").read_text())["config"]["model"]["z_dim"]
+    assert z["dims"] == len(z["variance"]) == z_dim and z["threshold"] == 0.01
+    assert z["active"] == sum(v > 0.01 for v in z["variance"]) and z["variance"] == sorted(
+        z["variance"], reverse=True
     )
     sizes = {p.name: Image.open(p).size for p in written}
     assert sizes["conditional.png"] == (860, 700)  # (10 x 0.8 + 0.6, 8 x 0.8 + 0.6) in at 100 dpi

@@ -45,6 +45,7 @@ class ADGM(WeightedBoundModule):
         samples: int = 1,
         eval_samples: int = 100,
         gradient_clip_norm: float | None = 5.0,
+        gradient_clip_value: float | None = None,
         init: str = "torch",
         likelihood: str = "bernoulli",
         optimizer: OptimizerFactory | None = None,
@@ -64,6 +65,7 @@ class ADGM(WeightedBoundModule):
         self.likelihood = likelihood
         self.binarize = binarize and likelihood == "bernoulli"
         self.gradient_clip_norm = gradient_clip_norm
+        self.gradient_clip_value = gradient_clip_value
         self.log_prior_y = log_class_prior("uniform", num_classes, None)
         # Inference model.
         self.q_a = GaussianMLP([x_dim], hidden, a_dim, activation)  # q(a|x)
@@ -150,6 +152,12 @@ class ADGM(WeightedBoundModule):
         return self.infer_style(x, self.classify(x).argmax(-1))
 
     @torch.no_grad()
+    def posterior_means(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """q(a|x)'s mean and the style z (``infer_style`` at the predicted class). An a that the
+        model ignores sits at one point for every x: no active units (docs/adgm.md)."""
+        return {"a": self.q_a(x)[0], "z": self.latent(x)}
+
+    @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         y = self.classify(x).argmax(-1)
         return self.generate(y, self.infer_style(x, y))
@@ -168,8 +176,9 @@ class ADGM(WeightedBoundModule):
     def configure_gradient_clipping(
         self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
     ):
-        """The authors' clipping (norm 5) as the model's default, through Lightning's hook;
-        trainer.gradient_clip_val, when set, takes precedence."""
+        """The authors' clipping as the model's default, through Lightning's hook: the total norm
+        to ``gradient_clip_norm``, then (their code, off by default) each element to
+        ±``gradient_clip_value``. trainer.gradient_clip_val, when set, takes the norm's place."""
         value = gradient_clip_val if gradient_clip_val is not None else self.gradient_clip_norm
         if value:
             self.clip_gradients(
@@ -177,3 +186,7 @@ class ADGM(WeightedBoundModule):
                 gradient_clip_val=value,
                 gradient_clip_algorithm=gradient_clip_algorithm or "norm",
             )
+        if self.gradient_clip_value:
+            # Through the precision plugin, as clip_gradients does: clip_gradients itself refuses
+            # a second algorithm beside trainer.gradient_clip_val/_algorithm.
+            self.trainer.precision_plugin.clip_grad_by_value(optimizer, self.gradient_clip_value)

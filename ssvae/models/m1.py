@@ -35,6 +35,10 @@ class M1(EstimatorClassifier):
         """The means of q(z|x), on the VAE's device."""
         return self.vae.encode(x.to(self.vae.device))[0]
 
+    def posterior_means(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The VAE's z (ssvae-figures' active units)."""
+        return {"z": self.latent_means(x)}
+
     def features(self, x: torch.Tensor) -> np.ndarray:
         """The latent means: what the classifier sees."""
         return self.latent_means(x).float().cpu().numpy()

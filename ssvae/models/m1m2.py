@@ -49,6 +49,11 @@ class M1M2(M2):
         mean, logvar = mean[:, self.active_dims], logvar[:, self.active_dims]
         return elbo.reparameterize(mean, logvar) if self.training else mean
 
+    @torch.no_grad()
+    def posterior_means(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """M1's z1 (every dimension, the unused ones too) and M2's z2."""
+        return {"z1": self.vae.encode(x)[0], "z2": self.latent(x)}
+
     # M2 here models M1's latents, not the data: its bound on log p(z1) says nothing about p(x).
     log_px_estimate = None
     test_elbo = None

@@ -130,6 +130,11 @@ class M2(WeightedBoundModule):
         return self.encoder(features, y)[0]
 
     @torch.no_grad()
+    def posterior_means(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The mean of each Gaussian latent under q, by name (ssvae-figures' active units)."""
+        return {"z": self.latent(x)}
+
+    @torch.no_grad()
     def generate(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """E[x | y, z] in the data's space, for class indices y (N,) and styles z (N, Z)."""
         decoded = self.decoder(F.one_hot(y, self.num_classes).to(z.dtype), z)
