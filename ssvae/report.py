@@ -22,7 +22,14 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from ssvae.io import write_bytes_atomic, write_json_atomic, write_text_atomic
-from ssvae.runs import ADDED_LATER, DATA_FILE_KEYS, RESULT_FILE, is_plumbing, upgrade_config
+from ssvae.runs import (
+    ADDED_LATER,
+    ADDED_LATER_IN_DIGEST,
+    DATA_FILE_KEYS,
+    RESULT_FILE,
+    is_plumbing,
+    upgrade_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +81,8 @@ def collect_results(folders: Iterable[Path]) -> list[dict[str, Any]]:
     """Every readable result record below ``folders``; unreadable ones are skipped with a warning.
 
     Runs of one model and variant made with other settings (a default changed between two
-    sweeps) become variants of their own (``tell_settings_apart``). A (dataset, model, variant,
+    sweeps) become variants of their own (``tell_settings_apart``), and variants made with the
+    same settings one variant (``join_same_settings``). A (dataset, model, variant,
     labels, seed) found more than once (a re-run) counts once: the newest file.
     """
     found: list[tuple[float, dict[str, Any]]] = []
@@ -87,7 +95,7 @@ def collect_results(folders: Iterable[Path]) -> list[dict[str, Any]]:
                 log.warning("skipping unreadable result %s: %s", path, exc)
                 continue
             found.append((path.stat().st_mtime, record))
-    records = tell_settings_apart([record for _, record in found])
+    records = join_same_settings(tell_settings_apart([record for _, record in found]))
     latest: dict[tuple, tuple[float, dict[str, Any]]] = {}
     for (mtime, _), record in zip(found, records, strict=True):
         key = (*_group_key(record), record["seed"])
@@ -117,7 +125,7 @@ def settings_of(record: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(config, dict):
         return None
     config = OmegaConf.to_container(upgrade_config(OmegaConf.create(config)))  # renamed since
-    flat = {**ADDED_LATER, **_flatten(config)}  # older runs lack what was added later
+    flat = {**ADDED_LATER, **ADDED_LATER_IN_DIGEST, **_flatten(config)}  # older runs lack them
     return {
         key: value
         for key, value in flat.items()
@@ -134,26 +142,31 @@ def _shown(value: Any) -> str:
     )
 
 
+def _differing(records: Sequence[dict[str, Any]], members: Iterable[int], settings) -> list[str]:
+    """The settings whose values differ among ``members`` (those with a saved config); a setting
+    that follows the seed (random_state: ${seed}) is the seed's own axis and does not count."""
+    known = {i: settings[i] for i in members if settings[i] is not None}
+    keys = set().union(*known.values()) if known else set()
+    return sorted(
+        key
+        for key in keys
+        if len({_shown(s.get(key)) for s in known.values()}) > 1
+        and any(s.get(key) != records[i]["seed"] for i, s in known.items())
+    )
+
+
 def tell_settings_apart(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """``records`` in the same order, where runs that share a data set, model and variant but
     not their settings have the settings that differ added to their variant (e.g. a sweep made
     before a default changed beside one made after). Without it the table would average them,
     or count one as a re-run of the other."""
+    settings = [settings_of(record) for record in records]
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, record in enumerate(records):
         groups[(record["dataset"], record["model"], record.get("variant", ""))].append(i)
     out = list(records)
     for (dataset, model, variant), members in groups.items():
-        settings = {i: settings_of(records[i]) for i in members}
-        known = {i: s for i, s in settings.items() if s is not None}
-        keys = set().union(*known.values()) if known else set()
-        differing = sorted(
-            key
-            for key in keys
-            if len({_shown(s.get(key)) for s in known.values()}) > 1
-            # a setting that follows the seed (random_state: ${seed}) is the seed's own axis
-            and any(s.get(key) != records[i]["seed"] for i, s in known.items())
-        )
+        differing = _differing(records, members, settings)
         if not differing:
             continue
         log.warning(
@@ -163,9 +176,46 @@ def tell_settings_apart(records: Sequence[dict[str, Any]]) -> list[dict[str, Any
             variant or "default",
             ", ".join(differing),
         )
-        for i, s in known.items():
-            extra = " ".join(f"{key}={_shown(s.get(key))}" for key in differing)
-            out[i] = {**records[i], "variant": f"{variant} {extra}".strip()}
+        for i in members:
+            if settings[i] is not None:
+                extra = " ".join(f"{key}={_shown(settings[i].get(key))}" for key in differing)
+                out[i] = {**records[i], "variant": f"{variant} {extra}".strip()}
+    return out
+
+
+def join_same_settings(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` in the same order, where variants of one data set and model whose runs were
+    all made with the same settings carry one name, the shortest: one recipe reached two ways
+    (an experiment config, or its settings as overrides; two time budgets of the curve tool) is
+    one row, and a run of it made both ways counts once. Runs without a saved config keep their
+    variant."""
+    settings = [settings_of(record) for record in records]
+    variants: dict[tuple, list[int]] = defaultdict(list)
+    for i, record in enumerate(records):
+        variants[(record["dataset"], record["model"], record.get("variant", ""))].append(i)
+    # Shortest name first, so that each recipe is named by its plainest spelling.
+    order = sorted(variants, key=lambda k: (k[0], k[1], len(k[2]), k[2]))
+    joined: dict[tuple, list[tuple[str, list[int]]]] = defaultdict(list)
+    for dataset, model, variant in order:
+        members = variants[(dataset, model, variant)]
+        candidates = joined[(dataset, model)]
+        if all(settings[i] is not None for i in members):
+            for name, others in candidates:
+                if all(settings[i] is not None for i in others) and not _differing(
+                    records, others + members, settings
+                ):
+                    log.info("%s %s: variant %r is %r's settings", dataset, model, variant, name)
+                    others.extend(members)
+                    break
+            else:
+                candidates.append((variant, list(members)))
+        else:
+            candidates.append((variant, list(members)))
+    out = list(records)
+    for candidates in joined.values():
+        for name, members in candidates:
+            for i in members:
+                out[i] = {**records[i], "variant": name}
     return out
 
 

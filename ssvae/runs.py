@@ -74,6 +74,14 @@ ADDED_LATER = {
 }
 
 
+# Settings added later whose digest did include them from the start (so they cannot join
+# ADDED_LATER without changing the fingerprints of the runs made since): what older runs ran with.
+# ssvae-report fills them in, so that an older run and a newer one of one recipe compare equal.
+ADDED_LATER_IN_DIGEST = {
+    "model.latent_std_threshold": 0.0,
+}
+
+
 def drop_added_later(settings: dict[str, Any], prefix: str = "") -> None:
     """Remove, in place, the ADDED_LATER settings that sit at their neutral values. ``prefix``
     says where ``settings`` sits in the whole config (e.g. "vae." for the VAE's settings)."""

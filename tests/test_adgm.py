@@ -1,6 +1,9 @@
 """ADGM and SDGM (Maaløe et al. 2016): bounds against hand computation, enumeration against a
 loop over classes, prediction averaging, and a short digits run."""
 
+import importlib.util
+from pathlib import Path
+
 import lightning as L
 import pytest
 import torch
@@ -19,6 +22,9 @@ K, D = 3, 5
 def no_sampling(monkeypatch):
     """a and z at their means, so that batched and looped computations see the same values."""
     monkeypatch.setattr(elbo, "reparameterize", lambda mean, logvar: mean)
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def _model(cls=ADGM, **kwargs):
@@ -128,7 +134,7 @@ def test_the_authors_initialisation_starts_every_gaussian_at_the_prior(cls):
 
 
 @pytest.mark.parametrize("model", ["adgm", "sdgm"])
-def test_a_short_digits_run_learns(compose_cfg, model):
+def test_a_short_digits_run_learns(compose_cfg, tmp_path, model):
     record = train(
         compose_cfg(
             f"model={model}",
@@ -142,6 +148,13 @@ def test_a_short_digits_run_learns(compose_cfg, model):
         )
     )
     assert record["status"] == "ok" and record["test_acc"] > 0.7  # chance: 0.1
+    # scripts/auxiliary_use.py reads the run back: q(y|a,x) at q(a|x)'s mean classifies as well.
+    spec = importlib.util.spec_from_file_location("auxiliary_use", SCRIPTS / "auxiliary_use.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    errors = script.auxiliary_use(tmp_path / "run", images=200)["test_error_%"]
+    assert list(errors) == ["mean of q(a|x)", "a ~ q(a|x)", "a = 0", "a ~ N(0, I)"]
+    assert errors["mean of q(a|x)"] < 30 and all(0 <= e <= 100 for e in errors.values())
 
 
 def test_active_units_count_the_dimensions_whose_posterior_mean_varies():

@@ -89,6 +89,40 @@ def test_runs_made_with_other_settings_become_variants_of_their_own(tmp_path):
     assert [(r["variant"], r["runs"]) for r in rows] == [("", 2)]
 
 
+def test_variants_made_with_the_same_settings_are_one_row(tmp_path):
+    # One recipe reached two ways: an experiment config (no overrides), and the curve tool with
+    # the same settings spelled as overrides and its time budget (a callback's, not a setting).
+    _write_sweep(tmp_path / "sweep", (0, 1), 0.9, alpha=3)
+    os.utime(tmp_path / "sweep" / "1" / "result.json", (1, 1))
+    for seed, acc in ((1, 0.7), (2, 0.8)):  # seed 1 again: the newest file counts
+        config = {
+            "seed": seed,
+            "data": {"num_labels": 50, "seed": seed},
+            "model": {"alpha_scale": 3, "random_state": seed},
+            "callbacks": {"learning_curve": {"budget_min": 50.0}},
+        }
+        _write(
+            tmp_path / "curves" / str(seed),
+            num_labels=50,
+            seed=seed,
+            test_acc=acc,
+            test_err=1 - acc,
+            variant="callbacks.learning_curve.budget_min=50.0 model.alpha_scale=3",
+            config=config,
+        )
+    _write_sweep(tmp_path / "other", (0,), 0.5, alpha=1)
+    _write_sweep(tmp_path / "other", (1,), 0.6, alpha=1)
+    for path in (tmp_path / "other").rglob("result.json"):  # named by overrides, other settings
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "variant": "model.alpha_scale=1"}))
+    rows = aggregate(collect_results([tmp_path]))
+    assert [(r["variant"], r["runs"], r["seeds"]) for r in rows] == [
+        ("", 3, "0 1 2"),
+        ("model.alpha_scale=1", 2, "0 1"),
+    ]
+    assert rows[0]["acc_mean"] == pytest.approx((0.9 + 0.7 + 0.8) / 3)
+
+
 def test_variant_ignores_the_table_axes_and_plumbing():
     overrides = ["seed=1", "data.num_labels=100", "data.root=/x", "model.lr=2", "data=mnist"]
     assert variant_of(overrides) == "model.lr=2"
