@@ -22,13 +22,14 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ssvae.errors import SsvaeError
+from ssvae.errors import ConfigError, SsvaeError
 from ssvae.io import write_bytes_atomic, write_json_atomic
 
 DPI = 100
@@ -226,12 +227,35 @@ def learning_curves(metrics_csv: Path, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+FIGURES = (
+    "conditional",
+    "analogies",
+    "reconstructions",
+    "samples",
+    "latent_map",
+    "latent_use",
+    "learning_curves",
+)
+
+
 def draw_figures(
-    run_dir: Path, out_dir: Path | None = None, latent_points: int = 2000, seed: int = 0
+    run_dir: Path,
+    out_dir: Path | None = None,
+    latent_points: int = 2000,
+    seed: int = 0,
+    only: Collection[str] | None = None,
 ) -> list[Path]:
-    """Every figure that applies to the run's model; returns the files written."""
+    """Every figure that applies to the run's model (or those of ``only`` that apply); returns
+    the files written."""
     from ssvae.predict import load_run, trained_model
     from ssvae.train import build_data
+
+    unknown = set(only or ()) - set(FIGURES)
+    if unknown:
+        raise ConfigError(f"figures {sorted(unknown)} are not known; allowed: {list(FIGURES)}")
+
+    def wanted(name: str) -> bool:
+        return only is None or name in only
 
     cfg, result, record = load_run(run_dir)
     out_dir = Path(out_dir or run_dir / "figures")
@@ -241,34 +265,39 @@ def draw_figures(
     classes = datamodule.class_names
     shape = image_shape(record.get("shape") or list(datamodule.splits.shape))
     x, y = datamodule._test
+    # The same test points for the latent map and the active units, whichever are drawn.
+    chosen = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:latent_points]
     written: list[Path | None] = []
     if shape is not None:
         if hasattr(model, "generate"):
-            written.append(conditional(model, classes, shape, out_dir / "conditional.png"))
+            if wanted("conditional"):
+                written.append(conditional(model, classes, shape, out_dir / "conditional.png"))
             first = torch.stack(
                 [torch.nonzero(y == k)[0, 0] for k in range(len(classes)) if (y == k).any()]
             )[:8]
-            written.append(
-                analogies(model, x[first], y[first], classes, shape, out_dir / "analogies.png")
-            )
-        if getattr(model, "reconstruct", None) and model.reconstruct(x[:2]) is not None:
+            if wanted("analogies"):
+                written.append(
+                    analogies(model, x[first], y[first], classes, shape, out_dir / "analogies.png")
+                )
+        reconstructs = getattr(model, "reconstruct", None) and model.reconstruct(x[:2]) is not None
+        if reconstructs and wanted("reconstructions"):
             written.append(reconstructions(model, x[:12], shape, out_dir / "reconstructions.png"))
-        if hasattr(model, "generate") or getattr(model, "vae", None) is not None:
+        generates = hasattr(model, "generate") or getattr(model, "vae", None) is not None
+        if generates and wanted("samples"):
             written.append(samples(model, classes, shape, out_dir / "samples.png"))
-    if hasattr(model, "latent"):
-        chosen = torch.randperm(len(y))[:latent_points]
+    if hasattr(model, "latent") and wanted("latent_map"):
         latents = model.latent(x[chosen]).float().cpu().numpy()
         written.append(
             latent_map(latents, y[chosen].numpy(), classes, out_dir / "latent_map.png", seed)
         )
-    if hasattr(model, "posterior_means"):
-        chosen = torch.randperm(len(y))[:latent_points]
+    if hasattr(model, "posterior_means") and wanted("latent_use"):
         use = active_units(model.posterior_means(x[chosen]))
         write_json_atomic(out_dir / "latent_use.json", use)
         written.append(latent_use(use, out_dir / "latent_use.png"))
-    written.append(
-        learning_curves(run_dir / "logs" / "metrics.csv", out_dir / "learning_curves.png")
-    )
+    if wanted("learning_curves"):
+        written.append(
+            learning_curves(run_dir / "logs" / "metrics.csv", out_dir / "learning_curves.png")
+        )
     return [p for p in written if p is not None]
 
 
@@ -277,9 +306,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("run_dir", type=Path, help="a finished run's folder")
     parser.add_argument("--out", type=Path, help="where to write the PNGs (default RUN/figures)")
     parser.add_argument("--latent-points", type=int, default=2000, help="test points in the map")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=FIGURES,
+        metavar="FIGURE",
+        help=f"draw only these (of {', '.join(FIGURES)}); t-SNE makes latent_map the slow one",
+    )
     args = parser.parse_args(argv)
     try:
-        written = draw_figures(args.run_dir, args.out, args.latent_points)
+        written = draw_figures(args.run_dir, args.out, args.latent_points, only=args.only)
     except SsvaeError as exc:
         sys.exit(f"ssvae-figures: error: {exc}")
     for path in written:

@@ -190,6 +190,19 @@ def test_figures_of_an_m2_run_are_pngs_of_the_expected_size(digits_runs, tmp_pat
     assert all(p.stat().st_size > 5000 for p in written)
 
 
+def test_figures_can_be_chosen_and_an_unknown_one_fails_first(digits_runs, tmp_path):
+    from ssvae.errors import ConfigError
+    from ssvae.figures import draw_figures
+
+    out, _ = digits_runs["m1m2"]
+    written = draw_figures(out, tmp_path / "figs", latent_points=200, only=["latent_use"])
+    assert [p.name for p in written] == ["latent_use.png"]
+    use = json.loads((tmp_path / "figs" / "latent_use.json").read_text())
+    assert sorted(use) == ["z1", "z2"]  # M1's latent and M2's, on M1's
+    with pytest.raises(ConfigError, match=r"figures \['tsne'\] are not known; allowed"):
+        draw_figures(tmp_path / "not-a-run", only=["tsne"])
+
+
 def test_figures_of_a_baseline_are_only_those_that_apply(digits_runs, tmp_path):
     from ssvae.figures import draw_figures
 
