@@ -9,10 +9,10 @@ methods (no second copy of a network):
 - samples.png: x ~ p(x) from the prior (``generate``, or M1's decoder);
 - latent_map.png: test latents (``latent``: M2's style z, M1's VAE latent) in 2-D by PCA and by
   t-SNE, coloured by label;
-- latent_use.png (+ latent_use.json): for each Gaussian latent (``posterior_means``: M2's z, ADGM's
-  a and z, M1's z), the variance over test images of each dimension's posterior mean, sorted, with
-  Burda et al.'s (2016) "active unit" threshold of 0.01: a latent the model ignores (an
-  auxiliary a that collapsed) has none above it;
+- latent_use.png (+ latent_use.json): for each Gaussian latent (``posterior_means``: M1's z, M2's
+  z, M1+M2's z1 and z2, ADGM's and SDGM's a and z), the variance over test images of each
+  dimension's posterior mean, sorted, with Burda et al.'s (2016) "active unit" threshold of
+  0.01: a latent the model ignores (an auxiliary a that collapsed) has none above it;
 - learning_curves.png: validation error and the ELBO terms against epochs, from logs/metrics.csv.
 Image figures need image-shaped data; for a table only the latent map and curves are drawn.
 """
