@@ -185,3 +185,28 @@ def test_a_collapsed_auxiliary_variable_has_no_active_units(cls):
     torch.nn.init.zeros_(head.weight)  # the same a for every x
     use = active_units(model.posterior_means(x))
     assert use["a"]["active"] == 0 and use["a"]["dims"] == 2 and use["z"]["dims"] == 3
+
+
+def test_training_clips_each_element_after_the_norm(compose_cfg, monkeypatch):
+    from lightning.pytorch.plugins.precision import Precision
+
+    calls = []
+    clip_by_norm = Precision.clip_grad_by_norm
+    monkeypatch.setattr(Precision, "clip_grad_by_value", lambda self, opt, v: calls.append(v))
+    monkeypatch.setattr(
+        Precision,
+        "clip_grad_by_norm",
+        lambda self, opt, v: calls.append(("norm", v)) or clip_by_norm(self, opt, v),
+    )
+    record = train(
+        compose_cfg(
+            "model=sdgm",  # its defaults: norm 5, then each element to +-1 (the authors' code)
+            "data.num_labels=50",
+            "model.hidden_dims=[16]",
+            "model.a_dim=4",
+            "model.z_dim=4",
+            "trainer.max_epochs=1",
+        )
+    )
+    assert record["status"] == "ok"
+    assert calls[:2] == [("norm", 5.0), 1.0] and len(calls) == 2 * record["steps"]
