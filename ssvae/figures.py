@@ -272,15 +272,20 @@ def draw_figures(
         if hasattr(model, "generate"):
             if wanted("conditional"):
                 written.append(conditional(model, classes, shape, out_dir / "conditional.png"))
-            first = torch.stack(
-                [torch.nonzero(y == k)[0, 0] for k in range(len(classes)) if (y == k).any()]
-            )[:8]
             if wanted("analogies"):
+                first = torch.stack(
+                    [torch.nonzero(y == k)[0, 0] for k in range(len(classes)) if (y == k).any()]
+                )[:8]
                 written.append(
                     analogies(model, x[first], y[first], classes, shape, out_dir / "analogies.png")
                 )
-        reconstructs = getattr(model, "reconstruct", None) and model.reconstruct(x[:2]) is not None
-        if reconstructs and wanted("reconstructions"):
+        # Asked before the model is probed: a probe runs the model (ADGM averages many draws).
+        reconstructs = (
+            wanted("reconstructions")
+            and getattr(model, "reconstruct", None)
+            and model.reconstruct(x[:2]) is not None
+        )
+        if reconstructs:
             written.append(reconstructions(model, x[:12], shape, out_dir / "reconstructions.png"))
         generates = hasattr(model, "generate") or getattr(model, "vae", None) is not None
         if generates and wanted("samples"):

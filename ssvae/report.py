@@ -95,7 +95,9 @@ def collect_results(folders: Iterable[Path]) -> list[dict[str, Any]]:
                 log.warning("skipping unreadable result %s: %s", path, exc)
                 continue
             found.append((path.stat().st_mtime, record))
-    records = join_same_settings(tell_settings_apart([record for _, record in found]))
+    records = [record for _, record in found]
+    settings = [settings_of(record) for record in records]  # once: both steps compare them
+    records = join_same_settings(tell_settings_apart(records, settings), settings)
     latest: dict[tuple, tuple[float, dict[str, Any]]] = {}
     for (mtime, _), record in zip(found, records, strict=True):
         key = (*_group_key(record), record["seed"])
@@ -155,12 +157,13 @@ def _differing(records: Sequence[dict[str, Any]], members: Iterable[int], settin
     )
 
 
-def tell_settings_apart(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def tell_settings_apart(
+    records: Sequence[dict[str, Any]], settings: Sequence[dict[str, Any] | None]
+) -> list[dict[str, Any]]:
     """``records`` in the same order, where runs that share a data set, model and variant but
     not their settings have the settings that differ added to their variant (e.g. a sweep made
     before a default changed beside one made after). Without it the table would average them,
-    or count one as a re-run of the other."""
-    settings = [settings_of(record) for record in records]
+    or count one as a re-run of the other. ``settings``: each record's ``settings_of``."""
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, record in enumerate(records):
         groups[(record["dataset"], record["model"], record.get("variant", ""))].append(i)
@@ -183,13 +186,14 @@ def tell_settings_apart(records: Sequence[dict[str, Any]]) -> list[dict[str, Any
     return out
 
 
-def join_same_settings(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def join_same_settings(
+    records: Sequence[dict[str, Any]], settings: Sequence[dict[str, Any] | None]
+) -> list[dict[str, Any]]:
     """``records`` in the same order, where variants of one data set and model whose runs were
     all made with the same settings carry one name, the shortest: one recipe reached two ways
     (an experiment config, or its settings as overrides; two time budgets of the curve tool) is
     one row, and a run of it made both ways counts once. Runs without a saved config keep their
-    variant."""
-    settings = [settings_of(record) for record in records]
+    variant. ``settings``: each record's ``settings_of``."""
     variants: dict[tuple, list[int]] = defaultdict(list)
     for i, record in enumerate(records):
         variants[(record["dataset"], record["model"], record.get("variant", ""))].append(i)
