@@ -72,14 +72,16 @@ def model_name(cfg: DictConfig) -> str:
 
 
 def build_callbacks(cfg: DictConfig, output_dir: Path) -> list[L.Callback]:
+    checkpoints = output_dir / "checkpoints"
     callbacks: list[L.Callback] = [
+        # First, so that trainer.checkpoint_callback is the best-validation one that test uses.
         ModelCheckpoint(
-            dirpath=output_dir / "checkpoints",
-            monitor="val/acc",
-            mode="max",
-            save_last=True,
-            filename="best-{epoch}",
-        )
+            dirpath=checkpoints, monitor="val/acc", mode="max", filename="best-{epoch}"
+        ),
+        # last.ckpt after every epoch, for resuming. Not save_last=True: since Lightning 2.1 that
+        # writes last.ckpt only when a best checkpoint is written, so a job killed after epochs
+        # without a new best resumed from the best epoch, not the last (measured: 76 vs 85).
+        ModelCheckpoint(dirpath=checkpoints, filename="last", enable_version_counter=False),
     ]
     if cfg.early_stopping.patience:
         callbacks.append(

@@ -75,6 +75,16 @@ def test_resumed_job_matches_an_uninterrupted_one(compose_cfg, tmp_path, monkeyp
         assert torch.equal(value, last["resumed"]["state_dict"][key]), key
 
 
+def test_last_checkpoint_follows_every_epoch_not_only_the_best(compose_cfg, tmp_path):
+    # A learning rate of 1e-12: validation accuracy never improves after epoch 0, so the best
+    # checkpoint stays at epoch 0, while a job killed now must resume after its last epoch.
+    record = train(compose_cfg(*SMALL, "trainer.max_epochs=3", "model.optimizer.lr=1e-12"))
+    folder = tmp_path / "run" / "checkpoints"
+    assert [p.name for p in folder.glob("best-*.ckpt")] == ["best-epoch=0.ckpt"]
+    last = torch.load(folder / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 2 and last["global_step"] == record["steps"]
+
+
 def test_changed_settings_do_not_reuse_a_result_or_checkpoint(compose_cfg, tmp_path):
     first = train(compose_cfg(*SMALL, "trainer.max_epochs=2"))
     second = train(compose_cfg(*SMALL, "trainer.max_epochs=3"))
