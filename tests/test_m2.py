@@ -102,3 +102,13 @@ def test_alpha_per_label_fixes_each_labeled_images_weight_at_any_label_count():
     assert term_weights("paper", 7.0, 3000, 47_000, alpha_per_label=50) == paper
     with pytest.raises(ConfigError, match=r"model.alpha_per_label=-1 must be >= 0 or null"):
         M2(x_dim=4, num_classes=2, num_labeled=2, num_unlabeled=2, alpha_per_label=-1)
+
+
+def test_the_authors_initialisation_starts_q_z_at_the_prior():
+    x, y = torch.rand(5, D), F.one_hot(torch.arange(5) % K, K).float()
+    mean, logvar = _model(init="glorot").encoder(x, y)
+    assert mean.abs().max() < 0.05 and logvar.abs().max() < 0.05  # q(z|x,y) ~ N(0, I)
+    mean, _ = _model().encoder(x, y)  # PyTorch's default init: far from the prior
+    assert mean.abs().max() > 0.1
+    with pytest.raises(ConfigError, match="model.init='he' is not known"):
+        _model(init="he")

@@ -22,7 +22,7 @@ from ssvae import elbo
 from ssvae.elbo import check_likelihood, log_likelihood
 from ssvae.errors import ConfigError
 from ssvae.models.base import OptimizerFactory, SchedulerFactory, WeightedBoundModule
-from ssvae.nets import MLP, GaussianMLP, check_layer_sizes
+from ssvae.nets import MLP, GaussianMLP, check_layer_sizes, initialize
 
 WEIGHTINGS = ("paper", "balanced")
 
@@ -92,6 +92,7 @@ class M2(WeightedBoundModule):
         likelihood: str = "bernoulli",
         prior_y: str = "uniform",
         labeled_class_counts: Sequence[int] | None = None,
+        init: str = "torch",
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
     ) -> None:
@@ -110,6 +111,7 @@ class M2(WeightedBoundModule):
         self.encoder = GaussianMLP([x_dim, num_classes], hidden, z_dim, activation)  # q(z|x,y)
         decoder = GaussianMLP if likelihood == "gaussian" else MLP
         self.decoder = decoder([num_classes, z_dim], hidden, x_dim, activation)  # p(x|y,z)
+        initialize(self, init)
         # log p(y), (K,): uniform, or the labeled subset's class frequencies (imbalanced data).
         # Not a buffer: it follows from the hyperparameters, and checkpoints stay as they were.
         self.log_prior_y = log_class_prior(prior_y, num_classes, labeled_class_counts)
