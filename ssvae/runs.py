@@ -71,6 +71,7 @@ ADDED_LATER = {
     "vae.precision": None,
     "model.init": "torch",
     "model.gradient_clip_value": None,
+    "model.q_a": "learned",
 }
 
 

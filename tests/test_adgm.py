@@ -210,3 +210,21 @@ def test_training_clips_each_element_after_the_norm(compose_cfg, monkeypatch):
     )
     assert record["status"] == "ok"
     assert calls[:2] == [("norm", 5.0), 1.0] and len(calls) == 2 * record["steps"]
+
+
+def test_a_frozen_q_a_keeps_its_random_features_of_x_and_the_rest_trains():
+    model = _model(init="glorot", q_a="frozen")
+    x, y = torch.rand(40, D), torch.arange(6) % K
+    # Glorot-normal output layer: a's mean follows x, unlike the near-N(0, I) start of "learned".
+    spread = model.q_a(x)[0].std(0).mean()
+    assert spread > 10 * _model(init="glorot").q_a(x)[0].std(0).mean()
+    q_a_before = {k: v.clone() for k, v in model.q_a.state_dict().items()}
+    q_y_before = model.q_y.rest[-1].weight.clone()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    (-model.unlabeled_elbo(x).mean() + model.class_nll(x[:6], y)).backward()
+    optimizer.step()
+    assert all(p.grad is None for p in model.q_a.parameters())
+    assert all(torch.equal(v, q_a_before[k]) for k, v in model.q_a.state_dict().items())
+    assert not torch.equal(model.q_y.rest[-1].weight, q_y_before)
+    with pytest.raises(ConfigError, match="model.q_a='fixed' is not known"):
+        _model(q_a="fixed")

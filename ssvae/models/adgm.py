@@ -22,9 +22,25 @@ import torch.nn.functional as F
 from ssvae import elbo
 from ssvae.config_checks import positive_int
 from ssvae.elbo import check_likelihood, log_likelihood
+from ssvae.errors import ConfigError
 from ssvae.models.base import OptimizerFactory, SchedulerFactory, WeightedBoundModule
 from ssvae.models.m2 import log_class_prior, term_weights
 from ssvae.nets import MLP, GaussianMLP, check_layer_sizes, initialize
+
+# How q(a|x) is trained. "learned": with the rest, as in the published model. "frozen": left at
+# a random initialisation, as in the authors' first ADGM code (ADGMSSL, Maaløe et al. 2015: q(a|x)
+# is not among the trained parameters there), so that a = mu(x) + sigma(x) * eps stays noisy
+# random features of x; a learned q(a|x) collapsed to the prior here (docs/adgm.md).
+Q_A = ("learned", "frozen")
+
+
+def freeze_as_random_features(q_a: GaussianMLP) -> None:
+    """Give q(a|x)'s output layer Glorot-normal weights (mean and log-variance then vary with x,
+    as in ADGMSSL, instead of starting at N(0, I)) and stop its training."""
+    last = q_a.rest[-1]
+    torch.nn.init.xavier_normal_(last.weight)
+    torch.nn.init.normal_(last.bias, 0.0, 1e-3)
+    q_a.requires_grad_(False)
 
 
 class ADGM(WeightedBoundModule):
@@ -47,6 +63,7 @@ class ADGM(WeightedBoundModule):
         gradient_clip_norm: float | None = 5.0,
         gradient_clip_value: float | None = None,
         init: str = "torch",
+        q_a: str = "learned",
         likelihood: str = "bernoulli",
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
@@ -73,6 +90,10 @@ class ADGM(WeightedBoundModule):
         self.q_z = GaussianMLP([x_dim, a_dim, num_classes], hidden, z_dim, activation)  # q(z|a,y,x)
         self.build_generative(x_dim, a_dim, z_dim, hidden, activation)
         initialize(self, init)
+        if q_a not in Q_A:
+            raise ConfigError(f"model.q_a={q_a!r} is not known; allowed: {list(Q_A)}")
+        if q_a == "frozen":
+            freeze_as_random_features(self.q_a)
 
     def build_generative(self, x_dim, a_dim, z_dim, hidden, activation) -> None:
         decoder = GaussianMLP if self.likelihood == "gaussian" else MLP
