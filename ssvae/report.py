@@ -60,7 +60,11 @@ PAPER_TABLE1 = {
     "m1": ("M1+TSVM", {100: 11.82, 600: 5.72, 1000: 4.24, 3000: 3.49}),
     "m2": ("M2", {100: 11.97, 600: 4.94, 1000: 3.60, 3000: 3.92}),
     "m1m2": ("M1+M2", {100: 3.33, 600: 2.59, 1000: 2.40, 3000: 2.18}),
+    # Not in Kingma et al.: Maaløe et al. (2016), Table 1, at 100 labels.
+    "adgm": ("ADGM", {100: 0.96}),
+    "sdgm": ("SDGM", {100: 1.32}),
 }
+PAPER_SOURCE = {"adgm": "Maaløe et al. 2016", "sdgm": "Maaløe et al. 2016"}  # else Table 1's
 
 
 def variant_of(overrides: Iterable[str]) -> str:
@@ -360,7 +364,7 @@ def plot_error_vs_labels(rows: Sequence[dict[str, Any]], paper: bool = False) ->
                 linestyle="--",
                 marker="x",
                 color=drawn[0].get_color(),
-                label=f"{name}, paper's Table 1",
+                label=f"{name}, " + PAPER_SOURCE.get(model, "paper's Table 1"),
             )
     ax.set_xscale("log")
     counts = sorted({r["num_labels"] for r in rows if r["runs"]})
@@ -404,7 +408,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("folders", nargs="+", type=Path, help="sweep or run folders to read")
     parser.add_argument("--out", type=Path, help="where to write results.* (default: first folder)")
     parser.add_argument(
-        "--paper", action="store_true", help="draw the paper's Table 1 (MNIST) for reference"
+        "--paper",
+        action="store_true",
+        help="draw the papers' MNIST numbers for reference (Kingma et al.'s Table 1; ADGM and "
+        "SDGM: Maaløe et al. 2016)",
     )
     parser.add_argument(
         "--columns",

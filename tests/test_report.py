@@ -179,6 +179,9 @@ def test_paper_reference_lines_are_drawn_for_mnist_only():
     digits = [{**r, "dataset": "digits"} for r in rows]
     assert plot_error_vs_labels(digits, paper=True) == plot_error_vs_labels(digits)
     assert PAPER_TABLE1["m1m2"][1][100] == 3.33 and PAPER_TABLE1["m2"][1][3000] == 3.92
+    sdgm = [{**r, "model": "sdgm"} for r in rows]  # Maaløe et al.'s 1.32 % at 100 labels
+    assert plot_error_vs_labels(sdgm, paper=True) != plot_error_vs_labels(sdgm)
+    assert PAPER_TABLE1["adgm"][1] == {100: 0.96} and PAPER_TABLE1["sdgm"][1] == {100: 1.32}
 
 
 def test_calibration_columns_are_optional(tmp_path):
