@@ -329,7 +329,8 @@ def to_csv(rows: Sequence[dict[str, Any]]) -> str:
 
 def plot_error_vs_labels(rows: Sequence[dict[str, Any]], paper: bool = False) -> bytes:
     """PNG bytes: test error % against number of labels (log x), one line per data set + model;
-    with ``paper``, the paper's Table 1 numbers as dashed lines in the same colour (MNIST)."""
+    with ``paper``, the published MNIST numbers (``PAPER_TABLE1``: Kingma et al.'s Table 1, and
+    Maaløe et al.'s for ADGM and SDGM) as dashed lines or points in the same colour."""
     import matplotlib
 
     matplotlib.use("Agg")

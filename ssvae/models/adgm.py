@@ -72,6 +72,8 @@ class ADGM(WeightedBoundModule):
         hidden = check_layer_sizes(hidden_dims, z_dim)
         check_layer_sizes(hidden_dims, a_dim)
         check_likelihood(likelihood)
+        if q_a not in Q_A:
+            raise ConfigError(f"model.q_a={q_a!r} is not known; allowed: {list(Q_A)}")
         self.samples = positive_int(samples, "model.samples")
         self.eval_samples = positive_int(eval_samples, "model.eval_samples")
         self.weights = term_weights(
@@ -90,8 +92,6 @@ class ADGM(WeightedBoundModule):
         self.q_z = GaussianMLP([x_dim, a_dim, num_classes], hidden, z_dim, activation)  # q(z|a,y,x)
         self.build_generative(x_dim, a_dim, z_dim, hidden, activation)
         initialize(self, init)
-        if q_a not in Q_A:
-            raise ConfigError(f"model.q_a={q_a!r} is not known; allowed: {list(Q_A)}")
         if q_a == "frozen":
             freeze_as_random_features(self.q_a)
 
