@@ -56,3 +56,14 @@ def test_vae_cache_keys_outlive_settings_added_at_their_neutral_values(compose_c
     assert cache_key("mnist", 0, warm.vae, "bf16-mixed") != cache_key(
         "mnist", 0, cfg.vae, "bf16-mixed"
     )
+
+
+def test_gradient_clipping_is_a_plain_override_and_off_by_default_leaves_the_digest(compose_cfg):
+    cfg = compose_cfg("model=m2")
+    assert cfg.trainer.gradient_clip_val is None
+    before = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    before.trainer.pop("gradient_clip_val")  # a run made before the key existed
+    assert fingerprint(before) == fingerprint(cfg)
+    clipped = compose_cfg("model=m2", "trainer.gradient_clip_val=5")
+    assert clipped.trainer.gradient_clip_val == 5
+    assert fingerprint(clipped) != fingerprint(cfg)
