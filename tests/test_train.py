@@ -135,6 +135,20 @@ def test_experiment_settings_win_over_the_primary_config(compose_cfg):
     assert compose_cfg("experiment=table1", "sweep_name=mine").sweep_name == "mine"
 
 
+def test_m2_mnist_experiment_is_sdgms_setting_without_a(compose_cfg):
+    m2 = compose_cfg("experiment=m2_mnist")
+    adgm = compose_cfg("experiment=adgm_mnist", "model=sdgm")
+    check_config(m2)
+    assert m2.model._target_.endswith("M2") and m2.data.name == "mnist"
+    for key in ("z_dim", "hidden_dims", "activation", "init", "binarize", "weighting"):
+        assert m2.model[key] == adgm.model[key], key
+    assert m2.model.optimizer.lr == adgm.model.optimizer.lr
+    assert m2.model.scheduler == adgm.model.scheduler
+    assert m2.data.unlabeled_batch_size == adgm.data.unlabeled_batch_size == 100
+    # ADGM clips through its own hook; M2 through the trainer, to the same norm.
+    assert m2.trainer.gradient_clip_val == adgm.model.gradient_clip_norm == 5
+
+
 def test_m1m2_recipe_defaults_and_m2_defaults(compose_cfg):
     m1m2 = compose_cfg("model=m1m2", "trainer.max_epochs=150")
     assert m1m2.model.weighting == "paper" and m1m2.model.optimizer.lr == 3e-3
