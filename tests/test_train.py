@@ -1,16 +1,18 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from ssvae.config_checks import check_config
 from ssvae.data.datamodule import SemiSupervisedDataModule
 from ssvae.errors import ConfigError, DataError
 from ssvae.pretrain import cache_key, vae_precision
 from ssvae.runs import fingerprint
-from ssvae.train import train
+from ssvae.train import CONFIG_DIR, train
 
 FAST = ["model.hidden_dims=[64]", "model.z_dim=8", "trainer.max_epochs=25"]
 
@@ -153,6 +155,32 @@ def test_m2_mnist_experiment_is_sdgms_setting_without_a(compose_cfg):
     assert table.sweep_name == "table1_m2" and table.trainer.max_time == "00:01:00:00"
     single = compose_cfg("experiment=m2_mnist", "seed=1", "trainer.max_time=00:01:00:00")
     assert fingerprint(table) == fingerprint(single)
+
+
+ABLATION_UNDOES = {
+    "batch500": {"data.unlabeled_batch_size": 500},
+    "lr1e-3": {"model.optimizer.lr": 1e-3},
+    "shallow_softplus": {"model.hidden_dims": [500], "model.activation": "softplus"},
+    "z50": {"model.z_dim": 50},
+    "grey": {"model.binarize": False},
+    "torch_init": {"model.init": "torch"},
+    "no_clip": {"trainer.gradient_clip_val": None},
+    "none": {},
+}
+
+
+def test_m2_ablation_undoes_one_setting_per_job(compose_cfg):
+    sweep = OmegaConf.load(Path(CONFIG_DIR) / "experiment" / "m2_ablation.yaml")
+    options = sweep.hydra.sweeper.params["+m2_ablation"].split(",")
+    assert sorted(options) == sorted(ABLATION_UNDOES)  # every file is swept, none twice
+    recipe = compose_cfg("experiment=m2_mnist", "trainer.max_time=00:00:30:00")
+    for option, undone in ABLATION_UNDOES.items():
+        job = compose_cfg("experiment=m2_ablation", f"+m2_ablation={option}")
+        for key, value in undone.items():
+            assert OmegaConf.select(job, key) == value != OmegaConf.select(recipe, key), key
+            OmegaConf.update(job, key, OmegaConf.select(recipe, key))
+        # With the undone settings put back, the job is the 30-minute recipe itself.
+        assert fingerprint(job) == fingerprint(recipe), option
 
 
 def test_m1m2_recipe_defaults_and_m2_defaults(compose_cfg):
