@@ -172,7 +172,9 @@ ABLATION_UNDOES = {
 def test_m2_ablation_undoes_one_setting_per_job(compose_cfg):
     sweep = OmegaConf.load(Path(CONFIG_DIR) / "experiment" / "m2_ablation.yaml")
     options = sweep.hydra.sweeper.params["+m2_ablation"].split(",")
-    assert sorted(options) == sorted(ABLATION_UNDOES)  # every file is swept, none twice
+    files = [path.stem for path in (Path(CONFIG_DIR) / "m2_ablation").glob("*.yaml")]
+    # every file is swept, none twice, and each is checked below
+    assert sorted(options) == sorted(files) == sorted(ABLATION_UNDOES)
     recipe = compose_cfg("experiment=m2_mnist", "trainer.max_time=00:00:30:00")
     for option, undone in ABLATION_UNDOES.items():
         job = compose_cfg("experiment=m2_ablation", f"+m2_ablation={option}")
