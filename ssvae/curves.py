@@ -100,26 +100,36 @@ class LearningCurve(L.Callback):
             trainer.should_stop = True
 
 
-def error_at(curve: dict[str, Any], minutes: float) -> dict[str, Any] | None:
-    """What a run stopped after ``minutes`` would report: the point with the lowest validation
-    error so far (the earliest on ties, as ModelCheckpoint keeps it); None before the first."""
+MARKS = ("minutes", "epoch")
+
+
+def error_at(curve: dict[str, Any], limit: float, by: str = "minutes") -> dict[str, Any] | None:
+    """What a run stopped after ``limit`` minutes (or, ``by="epoch"``, epochs) would report: the
+    point with the lowest validation error so far (the earliest on ties, as ModelCheckpoint keeps
+    it); None before the first. By epoch, runs compare apart from how loaded the machine was."""
+    if by not in MARKS:
+        raise ValueError(f"by={by!r}; allowed: {list(MARKS)}")
     best = None
     for point in curve["points"]:
-        if point["minutes"] > minutes:
+        if point[by] > limit:
             break
         if best is None or point["val_err"] < best["val_err"]:
             best = point
     return best
 
 
-def curve_table(curves: Sequence[tuple[str, dict[str, Any]]], marks: Sequence[float]) -> str:
-    """Markdown: for each curve, the test error % of its best-validation epoch at each mark."""
-    header = "| run | " + " | ".join(f"{m:g} min" for m in marks) + " | epochs | minutes |"
+def curve_table(
+    curves: Sequence[tuple[str, dict[str, Any]]], marks: Sequence[float], by: str = "minutes"
+) -> str:
+    """Markdown: for each curve, the test error % of its best-validation epoch at each mark
+    (minutes, or epochs with ``by="epoch"``)."""
+    names = [f"{m:g} min" if by == "minutes" else f"epoch {m:g}" for m in marks]
+    header = "| run | " + " | ".join(names) + " | epochs | minutes |"
     lines = [header, "| --- |" + " ---: |" * (len(marks) + 2)]
     for label, curve in curves:
         cells = []
         for m in marks:
-            point = error_at(curve, m)
+            point = error_at(curve, m, by)
             cells.append("—" if point is None else f"{100 * point['test_err']:.2f}")
         last = curve["points"][-1] if curve["points"] else {"epoch": 0, "minutes": 0.0}
         cells += [str(last["epoch"]), f"{last['minutes']:.1f}"]
@@ -181,6 +191,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=[],
         help="also print the test error of the best-validation epoch at these minutes",
     )
+    parser.add_argument(
+        "--at-epoch",
+        nargs="*",
+        type=float,
+        default=[],
+        help="the same after these many epochs (compares runs apart from the machine's load)",
+    )
     args = parser.parse_args(argv)
     labels = args.labels or [run.name for run in args.runs]
     if len(labels) != len(args.runs):
@@ -192,4 +209,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     plot_curves(curves, args.out, args.title)
     if args.at:
         print(curve_table(curves, args.at))
+    if args.at_epoch:
+        print(curve_table(curves, args.at_epoch, by="epoch"))
     print(args.out)

@@ -113,6 +113,16 @@ def test_error_at_reports_the_best_validation_epoch_so_far():
     assert error_at(curve, 60)["epoch"] == 5
     table = curve_table([("run", curve)], [1, 4.5, 60])
     assert "| run | 31.00 | 25.00 | 12.00 | 5 | 5.0 |" in table
+    # By epoch: the same choice, counted in epochs (here one epoch every 1.0 minutes, so the
+    # same rows), whatever the run's minutes were.
+    slow = {"points": [{**p, "minutes": 10 * p["minutes"]} for p in curve["points"]]}
+    assert error_at(slow, 4, by="epoch")["epoch"] == 2
+    assert error_at(slow, 4.5) is None  # by minutes, no epoch had ended yet
+    assert "| run | 31.00 | 25.00 | 12.00 | 5 | 50.0 |" in curve_table(
+        [("run", slow)], [1, 4, 5], by="epoch"
+    )
+    with pytest.raises(ValueError, match="by='steps'"):
+        error_at(curve, 1, by="steps")
 
 
 def test_bench_reports_flops_and_the_matmul_bound(tmp_path):
@@ -148,6 +158,8 @@ def test_curves_cli_draws_runs_and_refuses_folders_without_a_curve(tmp_path, cap
     curves_main([str(tmp_path / "a"), str(tmp_path / "b"), f"--out={out}", "--at", "1"])
     assert out.read_bytes().startswith(b"\x89PNG")
     assert "| a | 25.00 | 1 | 1.0 |" in capsys.readouterr().out
+    curves_main([str(tmp_path / "a"), f"--out={out}", "--at-epoch", "1"])
+    assert "| run | epoch 1 | epochs | minutes |" in capsys.readouterr().out
     with pytest.raises(SystemExit, match=f"no {CURVE_FILE} in .*nothing"):
         curves_main([str(tmp_path / "nothing"), f"--out={tmp_path / 'd.png'}"])
     with pytest.raises(SystemExit, match="one --labels entry per run"):
