@@ -149,12 +149,15 @@ def test_m2_mnist_experiment_is_sdgms_setting_without_a(compose_cfg):
     assert m2.data.unlabeled_batch_size == adgm.data.unlabeled_batch_size == 100
     # ADGM clips through its own hook; M2 through the trainer, to the same norm.
     assert m2.trainer.gradient_clip_val == adgm.model.gradient_clip_norm == 5
-    # Table 1's M2 sweep runs that recipe under a one-hour cap: a job's digest equals the single
-    # run's with the same cap, so a curve run made first is a finished job of the sweep.
+    # Table 1's M2 sweep runs that recipe at Adam 1e-3 under a one-hour cap: a job's digest
+    # equals the single run's with the same rate and cap, so a curve run made first is a
+    # finished job of the sweep; at the authors' 3e-4 it is another job.
     table = compose_cfg("experiment=table1_m2", "seed=1")
     assert table.sweep_name == "table1_m2" and table.trainer.max_time == "00:01:00:00"
-    single = compose_cfg("experiment=m2_mnist", "seed=1", "trainer.max_time=00:01:00:00")
-    assert fingerprint(table) == fingerprint(single)
+    assert table.model.optimizer.lr == 1e-3
+    single = ("experiment=m2_mnist", "seed=1", "trainer.max_time=00:01:00:00")
+    assert fingerprint(table) == fingerprint(compose_cfg(*single, "model.optimizer.lr=1e-3"))
+    assert fingerprint(table) != fingerprint(compose_cfg(*single))
 
 
 ABLATION_UNDOES = {
