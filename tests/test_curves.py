@@ -113,8 +113,8 @@ def test_error_at_reports_the_best_validation_epoch_so_far():
     assert error_at(curve, 60)["epoch"] == 5
     table = curve_table([("run", curve)], [1, 4.5, 60])
     assert "| run | 31.00 | 25.00 | 12.00 | 5 | 5.0 |" in table
-    # By epoch: the same choice, counted in epochs (here one epoch every 1.0 minutes, so the
-    # same rows), whatever the run's minutes were.
+    # By epoch: the same choice whatever the run's minutes were. "slow" is the curve above at
+    # 10 minutes per epoch: by minutes it has nothing at 4.5, by epoch the same rows as before.
     slow = {"points": [{**p, "minutes": 10 * p["minutes"]} for p in curve["points"]]}
     assert error_at(slow, 4, by="epoch")["epoch"] == 2
     assert error_at(slow, 4.5) is None  # by minutes, no epoch had ended yet
