@@ -3,9 +3,11 @@
     python scripts/bench.py                      # table on stdout, JSON with --json FILE
     python scripts/bench.py --models m2 --precisions bf16 --threads 2 --unlabeled 500
 
-For each setting (model: M2 on 784 pixels, or M1+M2's M2 on a 50-d latent; precision fp32 or
-bf16 autocast; torch threads; unlabeled batch size) it times full optimiser steps (forward,
-backward, Adam) on a synthetic batch of 100 labeled + B unlabeled images, and reports:
+For each setting (model: M2 on 784 pixels, or M1+M2's M2 on a 50-d latent; precision fp32,
+bf16 autocast, or bf16-true: parameters, Adam's state and every activation in bf16, as
+Lightning's ``trainer.precision=bf16-true``; torch threads; unlabeled batch size) it times
+full optimiser steps (forward, backward, Adam) on a synthetic batch of 100 labeled + B
+unlabeled images, and reports:
 
 - images/s (labeled + unlabeled) and the projected seconds per MNIST epoch (50,000 images);
 - the FLOPs of one step, counted by torch's FlopCounterMode (matmuls; forward and backward);
@@ -39,7 +41,10 @@ LABELED = 100
 VAE_Z = 50
 
 
-def build(model: str, device: torch.device):
+PRECISIONS = ("fp32", "bf16", "bf16-true")
+
+
+def build(model: str, device: torch.device, dtype: torch.dtype = torch.float32):
     """M2 on pixels, M1+M2's M2 on a 50-d latent, or ADGM / SDGM on pixels (their defaults)."""
     from ssvae.models.adgm import ADGM
     from ssvae.models.m2 import M2
@@ -52,16 +57,18 @@ def build(model: str, device: torch.device):
     else:
         likelihood = "bernoulli" if model == "m2" else "gaussian"
         net = M2(x_dim=x_dim, likelihood=likelihood, weighting="paper", **sizes)
-    net = net.to(device)
+    net = net.to(device=device, dtype=dtype)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     return net, opt, x_dim
 
 
-def make_batch(x_dim: int, unlabeled: int, gaussian: bool, device: torch.device) -> dict:
+def make_batch(
+    x_dim: int, unlabeled: int, gaussian: bool, device: torch.device, dtype=torch.float32
+) -> dict:
     def images(n: int) -> torch.Tensor:
         if gaussian:
-            return torch.randn(n, x_dim, device=device)
-        return torch.bernoulli(torch.full((n, x_dim), 0.15, device=device))
+            return torch.randn(n, x_dim, device=device, dtype=dtype)
+        return torch.bernoulli(torch.full((n, x_dim), 0.15, device=device, dtype=dtype))
 
     y = torch.randint(0, 10, (LABELED,), device=device)
     return {"labeled": (images(LABELED), y), "unlabeled": images(unlabeled)}
@@ -141,9 +148,11 @@ def run_one(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     torch.manual_seed(0)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    m2, opt, x_dim = build(args.model, device)
-    batch = make_batch(x_dim, args.unlabeled, args.model == "m1m2", device)
-    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    dtype = torch.float32 if args.precision == "fp32" else torch.bfloat16
+    # bf16-true holds the model itself in bf16; bf16 (autocast) keeps fp32 weights and casts.
+    model_dtype = torch.bfloat16 if args.precision == "bf16-true" else torch.float32
+    m2, opt, x_dim = build(args.model, device, model_dtype)
+    batch = make_batch(x_dim, args.unlabeled, args.model == "m1m2", device, model_dtype)
 
     def autocast():
         if args.precision == "bf16":
@@ -261,8 +270,8 @@ def main() -> None:
         print(json.dumps(run_one(args)))
         return
     for p in args.precisions:
-        if p not in ("fp32", "bf16"):
-            parser.error(f"--precisions: {p!r} is not one of fp32, bf16")
+        if p not in PRECISIONS:
+            parser.error(f"--precisions: {p!r} is not one of {', '.join(PRECISIONS)}")
     rows = []
     settings = [
         (model, precision, compiled, threads, unlabeled)

@@ -125,12 +125,13 @@ def test_error_at_reports_the_best_validation_epoch_so_far():
         error_at(curve, 1, by="steps")
 
 
-def test_bench_reports_flops_and_the_matmul_bound(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16-true"])
+def test_bench_reports_flops_and_the_matmul_bound(tmp_path, precision):
     out = tmp_path / "bench.json"
     run_script(
         "bench.py",
         "--models=m1m2",
-        "--precisions=fp32",
+        f"--precisions={precision}",
         "--threads=1",
         "--unlabeled=20",
         "--seconds=0.2",
@@ -139,7 +140,7 @@ def test_bench_reports_flops_and_the_matmul_bound(tmp_path):
         cwd=tmp_path,
     )
     (row,) = json.loads(out.read_text())
-    assert (row["model"], row["precision"], row["unlabeled_batch"]) == ("m1m2", "fp32", 20)
+    assert (row["model"], row["precision"], row["unlabeled_batch"]) == ("m1m2", precision, 20)
     # FLOPs of the step: at least the forward + backward matmuls of q(z|x,y) and p(x|y,z) over
     # all 10 classes of 20 unlabeled images plus 100 labeled ones (each counted 3x: fwd + bwd).
     rows = 10 * 20 + 100
