@@ -63,7 +63,11 @@ def build(model: str, device: torch.device, dtype: torch.dtype = torch.float32):
 
 
 def make_batch(
-    x_dim: int, unlabeled: int, gaussian: bool, device: torch.device, dtype=torch.float32
+    x_dim: int,
+    unlabeled: int,
+    gaussian: bool,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
 ) -> dict:
     def images(n: int) -> torch.Tensor:
         if gaussian:
@@ -245,7 +249,7 @@ def main() -> None:
     parser.add_argument(
         "--models", nargs="+", default=["m2", "m1m2"], choices=["m2", "m1m2", "adgm", "sdgm"]
     )
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
     parser.add_argument(
         "--compile",
         nargs="+",
@@ -269,9 +273,6 @@ def main() -> None:
         args.threads, args.unlabeled = args.threads[0], args.unlabeled[0]
         print(json.dumps(run_one(args)))
         return
-    for p in args.precisions:
-        if p not in PRECISIONS:
-            parser.error(f"--precisions: {p!r} is not one of {', '.join(PRECISIONS)}")
     rows = []
     settings = [
         (model, precision, compiled, threads, unlabeled)
