@@ -13,7 +13,9 @@ methods (no second copy of a network):
   z, M1+M2's z1 and z2, ADGM's and SDGM's a and z), the variance over test images of each
   dimension's posterior mean, sorted, with Burda et al.'s (2016) "active unit" threshold of
   0.01: a latent the model ignores (an auxiliary a that collapsed) has none above it;
-- learning_curves.png: validation error and the ELBO terms against epochs, from logs/metrics.csv.
+- learning_curves.png: validation error and the ELBO terms against epochs, from logs/metrics.csv;
+- confusion.png (+ confusion.json): the test split's confusion matrix (``classify``), counts and
+  each true class's share: which classes a model mixes up (every model has this one).
 Image figures need image-shaped data; for a table only the latent map and curves are drawn.
 """
 
@@ -227,6 +229,31 @@ def learning_curves(metrics_csv: Path, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def confusion(model, x: torch.Tensor, y: torch.Tensor, classes: list[str], path: Path) -> Path:
+    """The test split's confusion matrix, rows the true class, normalised per row; the counts go
+    to ``confusion.json`` beside it."""
+    from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+
+    from ssvae.predict import probabilities
+
+    predicted = probabilities(model, x, temperature=1.0).argmax(-1).numpy()
+    counts = confusion_matrix(y.numpy(), predicted, labels=list(range(len(classes))))
+    error = 1.0 - np.trace(counts) / max(1, counts.sum())
+    write_json_atomic(
+        path.with_suffix(".json"),
+        {"classes": classes, "counts": counts.tolist(), "test_err": float(error)},
+    )
+    plt = _pyplot()
+    size = max(5.0, 0.45 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    display = ConfusionMatrixDisplay(shares, display_labels=classes)
+    display.plot(ax=ax, values_format=".2f", colorbar=False, cmap="Blues")
+    ax.set_title(f"test split: {100 * error:.2f} % error; rows: true class, share per row")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 FIGURES = (
     "conditional",
     "analogies",
@@ -235,6 +262,7 @@ FIGURES = (
     "latent_map",
     "latent_use",
     "learning_curves",
+    "confusion",
 )
 
 
@@ -303,6 +331,8 @@ def draw_figures(
         written.append(
             learning_curves(run_dir / "logs" / "metrics.csv", out_dir / "learning_curves.png")
         )
+    if wanted("confusion"):
+        written.append(confusion(model, x, y, classes, out_dir / "confusion.png"))
     return [p for p in written if p is not None]
 
 

@@ -175,6 +175,7 @@ def test_figures_of_an_m2_run_are_pngs_of_the_expected_size(digits_runs, tmp_pat
             "latent_map.png",
             "latent_use.png",
             "learning_curves.png",
+            "confusion.png",
         ]
     )
     use = json.loads((tmp_path / "figs" / "latent_use.json").read_text())
@@ -208,4 +209,27 @@ def test_figures_of_a_baseline_are_only_those_that_apply(digits_runs, tmp_path):
 
     out, _ = digits_runs["svm"]
     names = sorted(p.name for p in draw_figures(out, tmp_path / "figs", latent_points=200))
-    assert names == ["latent_map.png", "learning_curves.png"]  # no decoder, nothing generated
+    # No decoder, nothing generated.
+    assert names == ["confusion.png", "latent_map.png", "learning_curves.png"]
+
+
+def test_confusion_counts_every_test_image_and_agrees_with_the_runs_test_error(
+    digits_runs, tmp_path
+):
+    from ssvae.figures import draw_figures
+    from ssvae.predict import load_run
+    from ssvae.train import build_data
+
+    for kind in ("m2", "svm"):
+        out, _ = digits_runs[kind]
+        draw_figures(out, tmp_path / kind, only=["confusion"])
+        saved = json.loads((tmp_path / kind / "confusion.json").read_text())
+        counts = np.array(saved["counts"])
+        result = json.loads((out / "result.json").read_text())
+        test_size = len(build_data(load_run(out)[0])._test[1])
+        assert counts.shape == (10, 10) and counts.sum() == test_size
+        assert saved["classes"] == result["data"]["class_names"]
+        # The run's own test (torchmetrics, in the run's precision) against classify here: the
+        # same checkpoint, so the same errors up to an image that rounding may flip.
+        assert abs(saved["test_err"] - result["test_err"]) <= 1 / test_size + 1e-6
+        assert saved["test_err"] == pytest.approx(1 - np.trace(counts) / test_size)
