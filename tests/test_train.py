@@ -160,20 +160,26 @@ def test_m2_mnist_experiment_is_sdgms_setting_without_a(compose_cfg):
     assert fingerprint(table) != fingerprint(compose_cfg(*single))
 
 
-def test_sdgm_100_sweep_is_the_published_sdgm_at_adam_1e3_for_two_hours(compose_cfg):
-    # The SDGM table's jobs: experiment=adgm_mnist model=sdgm with only the rate, the per-epoch
-    # evaluation's draws of a and the two-hour cap changed, so a single run with those overrides
-    # is a finished job of the sweep.
+def test_sdgm_100_sweep_is_the_published_sdgm_at_adam_1e3_with_a_cosine_for_two_hours(
+    compose_cfg,
+):
+    # The SDGM table's jobs: experiment=adgm_mnist model=sdgm with only the rate and its cosine
+    # over 100 epochs, the per-epoch evaluation's draws of a and the two-hour cap changed, so a
+    # single run with those overrides is a finished job of the sweep.
     job = compose_cfg("experiment=sdgm_100", "seed=2")
     check_config(job)
     assert job.model._target_.endswith("SDGM") and job.sweep_name == "sdgm_100"
     assert job.model.optimizer.lr == 1e-3 and job.trainer.max_time == "00:02:00:00"
+    assert job.model.scheduler._target_.endswith("CosineAnnealingLR")
+    assert job.model.scheduler.T_max == job.trainer.max_epochs == 100
     single = compose_cfg(
         "experiment=adgm_mnist",
         "model=sdgm",
         "seed=2",
         "model.eval_samples=20",
         "model.optimizer.lr=1e-3",
+        "model/scheduler=cosine",
+        "trainer.max_epochs=100",
         "trainer.max_time=00:02:00:00",
     )
     assert fingerprint(job) == fingerprint(single)
