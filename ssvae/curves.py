@@ -168,7 +168,7 @@ def plot_curves(curves: Sequence[tuple[str, dict[str, Any]]], path: Path, title:
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title)
     # Below the axes, so that it hides no curve; bbox_inches="tight" makes room for it.
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
