@@ -16,7 +16,8 @@ methods (no second copy of a network):
 - learning_curves.png: validation error and the ELBO terms against epochs, from logs/metrics.csv;
 - confusion.png (+ confusion.json): the test split's confusion matrix (``classify``), counts and
   each true class's share: which classes a model mixes up (every model has this one).
-Image figures need image-shaped data; for a table only the latent map and curves are drawn.
+Image figures need image-shaped data; for a table only the latent map, curves and confusion matrix
+are drawn.
 """
 
 from __future__ import annotations
