@@ -21,6 +21,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import WeightAveraging
 
 from ssvae.errors import ConfigError
 from ssvae.io import write_bytes_atomic, write_json_atomic
@@ -64,14 +65,15 @@ class LearningCurve(L.Callback):
     @torch.no_grad()
     def _test_error(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float:
         started = time.perf_counter()
-        was_training = pl_module.training
-        pl_module.eval()
+        scored = scored_weights(trainer, pl_module)
+        was_training = scored.training
+        scored.eval()
         wrong, total = torch.zeros((), dtype=torch.long, device=pl_module.device), 0
         for x, y in self._test_batches:
             x, y = x.to(pl_module.device), y.to(pl_module.device)
-            wrong += (pl_module.classify_full_precision(x).argmax(-1) != y).sum()
+            wrong += (scored.classify_full_precision(x).argmax(-1) != y).sum()
             total += len(y)
-        pl_module.train(was_training)
+        scored.train(was_training)
         error = wrong.item() / total  # one read of the device per epoch
         self._excluded_s += time.perf_counter() - started
         return error
@@ -98,6 +100,18 @@ class LearningCurve(L.Callback):
             )
         if self.budget_min is not None and point["minutes"] >= self.budget_min:
             trainer.should_stop = True
+
+
+def scored_weights(trainer: L.Trainer, pl_module: L.LightningModule) -> L.LightningModule:
+    """The model whose weights validation scored and checkpoints keep: under a weight-averaging
+    callback (weight_averaging=ema) its average, which by ``on_validation_end`` the callback has
+    already swapped back out of ``pl_module``."""
+    for callback in trainer.callbacks:
+        # Lightning keeps the average as a private AveragedModel; .module is a model like ours.
+        average = getattr(callback, "_average_model", None)
+        if isinstance(callback, WeightAveraging) and average is not None:
+            return average.module
+    return pl_module
 
 
 MARKS = ("minutes", "epoch")

@@ -73,6 +73,7 @@ ADDED_LATER = {
     "model.gradient_clip_value": None,
     "model.q_a": "learned",
     "trainer.gradient_clip_val": None,
+    "weight_averaging": {},  # weight_averaging=none
 }
 
 

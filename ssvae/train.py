@@ -87,6 +87,10 @@ def build_callbacks(cfg: DictConfig, output_dir: Path) -> list[L.Callback]:
         callbacks.append(
             EarlyStopping(monitor="val/acc", mode="max", patience=cfg.early_stopping.patience)
         )
+    # weight_averaging=ema: a Lightning callback that changes what is scored (so, unlike the
+    # callbacks group, part of the run's settings).
+    if cfg.get("weight_averaging"):
+        callbacks.append(build(cfg.weight_averaging))
     # The callbacks group (e.g. callbacks=learning_curve): each entry one Lightning callback.
     callbacks += [build(entry) for entry in (cfg.get("callbacks") or {}).values()]
     return callbacks

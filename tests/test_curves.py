@@ -24,8 +24,15 @@ def run_script(name: str, *args: str, cwd) -> None:
     subprocess.run(command, check=True, cwd=cwd, capture_output=True, timeout=300)
 
 
-def test_curve_records_every_epoch_and_checkpoint_choice_stays_on_validation(compose_cfg, tmp_path):
-    cfg = compose_cfg(*TINY, "callbacks=learning_curve", "trainer.max_epochs=4")
+# With weight averaging, validation, the checkpoints and the final test score the average: the
+# curve's test error must be the average's too, or it would disagree with the run's result.
+@pytest.mark.parametrize(
+    "averaging", [[], ["weight_averaging=ema", "weight_averaging.decay=0.9"]], ids=["plain", "ema"]
+)
+def test_curve_records_every_epoch_and_checkpoint_choice_stays_on_validation(
+    compose_cfg, tmp_path, averaging
+):
+    cfg = compose_cfg(*TINY, "callbacks=learning_curve", "trainer.max_epochs=4", *averaging)
     record = train(cfg)
     curve = json.loads((tmp_path / "run" / CURVE_FILE).read_text())
     points = curve["points"]
@@ -194,3 +201,20 @@ def test_gpu_screen_runs_every_variant_and_seed_and_summarises(tmp_path):
         names = tar.getnames()
     assert any(n.endswith("base_s0/time_to_accuracy.json") for n in names)
     assert not any(n.endswith(".ckpt") for n in names)
+
+
+def test_weight_averaging_checkpoints_hold_the_average_and_resume_the_weights(
+    compose_cfg, tmp_path
+):
+    # decay 1: the average stays at the weights after the first step, while training goes on.
+    cfg = compose_cfg(
+        *TINY, "trainer.max_epochs=3", "weight_averaging=ema", "weight_averaging.decay=1.0"
+    )
+    record = train(cfg)
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    averaged, current = last["state_dict"], last["current_model_state"]
+    moved = [k for k in averaged if not torch.equal(averaged[k], current[k])]
+    assert moved and all(k.startswith(("encoder", "decoder", "classifier")) for k in moved)
+    # Nearly untrained weights score far worse than what three epochs learn without averaging.
+    plain = train(compose_cfg(*TINY, "trainer.max_epochs=3", "resume=false"))
+    assert record["test_err"] > plain["test_err"] + 0.2

@@ -48,10 +48,14 @@ def test_interrupted_job_resumes_and_a_finished_one_is_skipped(compose_cfg, tmp_
     assert (run / "result.json").stat().st_mtime_ns == stamp
 
 
-def test_resumed_job_matches_an_uninterrupted_one(compose_cfg, tmp_path, monkeypatch):
-    # Batch order and sampling noise continue where they stopped, so resuming changes nothing.
+@pytest.mark.parametrize(
+    "averaging", [[], ["weight_averaging=ema", "weight_averaging.decay=0.9"]], ids=["plain", "ema"]
+)
+def test_resumed_job_matches_an_uninterrupted_one(compose_cfg, tmp_path, monkeypatch, averaging):
+    # Batch order and sampling noise continue where they stopped, so resuming changes nothing;
+    # with weight averaging, both the average and the weights being trained carry over.
     def cfg_in(name):
-        cfg = compose_cfg(*SMALL, "trainer.max_epochs=5", "seed=3")
+        cfg = compose_cfg(*SMALL, "trainer.max_epochs=5", "seed=3", *averaging)
         cfg.paths.output_dir = str(tmp_path / name)
         return cfg
 
@@ -71,8 +75,10 @@ def test_resumed_job_matches_an_uninterrupted_one(compose_cfg, tmp_path, monkeyp
         name: torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)
         for name in ("straight", "resumed")
     }
-    for key, value in last["straight"]["state_dict"].items():
-        assert torch.equal(value, last["resumed"]["state_dict"][key]), key
+    states = ["state_dict", "current_model_state"] if averaging else ["state_dict"]
+    for state in states:
+        for key, value in last["straight"][state].items():
+            assert torch.equal(value, last["resumed"][state][key]), (state, key)
 
 
 def test_last_checkpoint_follows_every_epoch_not_only_the_best(compose_cfg, tmp_path):

@@ -67,3 +67,15 @@ def test_gradient_clipping_is_a_plain_override_and_off_by_default_leaves_the_dig
     clipped = compose_cfg("model=m2", "trainer.gradient_clip_val=5")
     assert clipped.trainer.gradient_clip_val == 5
     assert fingerprint(clipped) != fingerprint(cfg)
+
+
+def test_weight_averaging_off_leaves_the_digest_and_on_changes_it(compose_cfg):
+    cfg = compose_cfg("model=m2")
+    before = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    before.pop("weight_averaging")  # a run made before the group existed
+    assert fingerprint(before) == fingerprint(cfg)
+    ema = compose_cfg("model=m2", "weight_averaging=ema")
+    assert fingerprint(ema) != fingerprint(cfg)
+    assert fingerprint(
+        compose_cfg("model=m2", "weight_averaging=ema", "weight_averaging.decay=0.99")
+    ) != fingerprint(ema)
