@@ -16,8 +16,8 @@ class EMAWeights(EMAWeightAveraging):
 
     Lightning 2.6's callback, still holding its average after ``fit``, would put the trained
     weights back when ``trainer.test`` loads the best checkpoint, so the test would score other
-    weights than validation chose (in a 4-epoch digits test: 36.7 % test error for the run against 40.0 % for its curve). Only
-    resuming a fit restores the trained weights here.
+    weights than validation chose (a 4-epoch digits test: 36.7 % test error for the run against
+    40.0 % on its curve). Only resuming a fit restores the trained weights here.
     """
 
     def on_load_checkpoint(

@@ -77,11 +77,13 @@ def auxiliary_labeled_elbo(
     log_pz: torch.Tensor,
     log_pa: torch.Tensor,
     log_qz: torch.Tensor,
+    beta: float = 1.0,
 ) -> torch.Tensor:
     """Maaløe et al. (2016), eq. (8) given a ~ q(a|x), without its -log q(a|x):
-    log p(x|.) + log p(y) + log p(z) + log p(a|.) - log q(z|a,y,x), one sample of z.
-    (ADGM: p(x|y,z), p(a|x,y,z); SDGM: p(x|y,z,a), p(a|y,z).)"""
-    return log_px + log_py + log_pz + log_pa - log_qz
+    log p(x|.) + log p(y) + beta * (log p(z) + log p(a|.) - log q(z|a,y,x)), one sample of z.
+    (ADGM: p(x|y,z), p(a|x,y,z); SDGM: p(x|y,z,a), p(a|y,z).) beta < 1: a KL warm-up
+    (``kl_warmup_weight``), which weighs -log q(a|x) by the same beta; 1 is the bound."""
+    return log_px + log_py + beta * (log_pz + log_pa - log_qz)
 
 
 def importance_weighted_bound(log_weights: torch.Tensor) -> torch.Tensor:

@@ -72,6 +72,7 @@ ADDED_LATER = {
     "model.init": "torch",
     "model.gradient_clip_value": None,
     "model.q_a": "learned",
+    "model.kl_warmup_epochs": 0,
     "trainer.gradient_clip_val": None,
     "weight_averaging": {},  # weight_averaging=none
 }

@@ -3,6 +3,7 @@ loop over classes, prediction averaging, and a short digits run."""
 
 import importlib.util
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -42,8 +43,9 @@ def _model(cls=ADGM, **kwargs):
     return cls(**{**settings, **kwargs})
 
 
-def _by_hand(model, x, y):
-    """Eq. (8) written out term by term for one draw (the means) of a and z."""
+def _by_hand(model, x, y, beta=1.0):
+    """Eq. (8) written out term by term for one draw (the means) of a and z; beta weighs every
+    latent term (a KL warm-up)."""
     a_mean, a_logvar = model.q_a(x)
     a = a_mean.unsqueeze(0)
     onehot = F.one_hot(y, K).float()
@@ -58,7 +60,8 @@ def _by_hand(model, x, y):
     log_pz = -0.5 * (z.pow(2) + torch.log(torch.tensor(2 * torch.pi))).sum(-1)
     log_qz = elbo.gaussian_log_prob(z, z_mean, z_logvar)
     log_qa = elbo.gaussian_log_prob(a, a_mean, a_logvar)
-    return (log_px + torch.log(torch.tensor(1 / K)) + log_pz + log_pa - log_qz - log_qa)[0]
+    latent = log_pz + log_pa - log_qz - log_qa
+    return (log_px + torch.log(torch.tensor(1 / K)) + beta * latent)[0]
 
 
 @pytest.mark.parametrize("cls", [ADGM, SDGM])
@@ -68,9 +71,11 @@ def test_labeled_bound_equals_the_hand_computed_sum(no_sampling, cls):
     torch.testing.assert_close(model.labeled_elbo(x, y), _by_hand(model, x, y))
 
 
+@pytest.mark.parametrize("beta", [1.0, 0.25])
 @pytest.mark.parametrize("cls", [ADGM, SDGM])
-def test_unlabeled_bound_equals_the_explicit_loop_over_classes(no_sampling, cls):
+def test_unlabeled_bound_equals_the_explicit_loop_over_classes(no_sampling, cls, beta):
     model = _model(cls)
+    model.kl_weight = lambda: beta
     x = torch.rand(4, D).round()
     a = model.q_a(x)[0]
     q_y = F.softmax(model.q_y(x, a), -1)
@@ -78,9 +83,32 @@ def test_unlabeled_bound_equals_the_explicit_loop_over_classes(no_sampling, cls)
     looped = torch.zeros(4)
     for k in range(K):
         y = torch.full((4,), k)
-        looped += q_y[:, k] * (_by_hand(model, x, y) + log_qa)  # L(x, y, a) without -log q(a|x)
-    looped += -(q_y * q_y.log()).sum(-1) - log_qa
+        # L(x, y, a) without -beta log q(a|x)
+        looped += q_y[:, k] * (_by_hand(model, x, y, beta) + beta * log_qa)
+    looped += -(q_y * q_y.log()).sum(-1) - beta * log_qa
     torch.testing.assert_close(model.unlabeled_elbo(x), looped)
+
+
+@pytest.mark.parametrize("cls", [ADGM, SDGM])
+def test_kl_warm_up_weighs_every_latent_term_by_beta(no_sampling, cls):
+    model = _model(cls)
+    model.kl_weight = lambda: 0.25
+    x, y = torch.rand(4, D).round(), torch.tensor([0, 2, 1, 0])
+    torch.testing.assert_close(model.labeled_elbo(x, y), _by_hand(model, x, y, beta=0.25))
+
+
+def test_kl_warm_up_rises_with_training_steps_and_evaluation_uses_the_bound():
+    model = _model(kl_warmup_epochs=2)
+    model._trainer = SimpleNamespace(global_step=5, num_training_batches=10)
+    assert model.kl_weight() == pytest.approx(0.25)  # half an epoch of two
+    model._trainer.global_step = 40
+    assert model.kl_weight() == 1.0  # warmed up: the bound itself
+    model._trainer.global_step = 5
+    model.eval()
+    assert model.kl_weight() == 1.0
+    assert _model().train().kl_weight() == 1.0  # no warm-up
+    with pytest.raises(ConfigError, match="kl_warmup_epochs=-1 must be >= 0"):
+        _model(kl_warmup_epochs=-1)
 
 
 def test_prediction_with_one_sample_is_that_samples_q_y():

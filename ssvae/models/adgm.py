@@ -64,6 +64,7 @@ class ADGM(WeightedBoundModule):
         gradient_clip_value: float | None = None,
         init: str = "torch",
         q_a: str = "learned",
+        kl_warmup_epochs: float = 0.0,
         likelihood: str = "bernoulli",
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
@@ -85,6 +86,9 @@ class ADGM(WeightedBoundModule):
         self.binarize = binarize and likelihood == "bernoulli"
         self.gradient_clip_norm = gradient_clip_norm
         self.gradient_clip_value = gradient_clip_value
+        if not kl_warmup_epochs >= 0:
+            raise ConfigError(f"model.kl_warmup_epochs={kl_warmup_epochs} must be >= 0")
+        self.kl_warmup_epochs = kl_warmup_epochs
         self.log_prior_y = log_class_prior("uniform", num_classes, None)
         # Inference model.
         self.q_a = GaussianMLP([x_dim], hidden, a_dim, activation)  # q(a|x)
@@ -126,7 +130,15 @@ class ADGM(WeightedBoundModule):
         )
         return a, elbo.gaussian_log_prob(a, mean, logvar)
 
-    def bound_given_a(self, x, y_onehot, a) -> torch.Tensor:
+    def kl_weight(self) -> float:
+        """beta of the KL warm-up (``kl_warmup_epochs``; Sonderby et al. 2016) while training,
+        1 (the bound) otherwise. It rises over fractional epochs of optimiser steps."""
+        if not (self.training and self.kl_warmup_epochs and self._trainer is not None):
+            return 1.0
+        epochs_done = self.global_step / max(1, self.trainer.num_training_batches)
+        return elbo.kl_warmup_weight(epochs_done, self.kl_warmup_epochs)
+
+    def bound_given_a(self, x, y_onehot, a, beta: float = 1.0) -> torch.Tensor:
         """L(x, y, a) without -log q(a|x): one z ~ q(z|a,y,x). Broadcasts over leading dims."""
         mean, logvar = self.q_z(x, a, y_onehot)
         z = elbo.reparameterize(mean, logvar)
@@ -137,22 +149,25 @@ class ADGM(WeightedBoundModule):
             elbo.standard_normal_log_prob(z),
             self.log_pa(x, y_onehot, z, a),
             elbo.gaussian_log_prob(z, mean, logvar),
+            beta,
         )
 
     def labeled_elbo(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """L(x, y), averaged over ``samples`` draws of a: (B,)."""
+        beta = self.kl_weight()
         a, log_qa = self.sample_a(x, self.samples)  # (S, B, A), (S, B)
         y_onehot = F.one_hot(y, self.num_classes).to(x.dtype)
-        return (self.bound_given_a(x, y_onehot, a) - log_qa).mean(0)
+        return (self.bound_given_a(x, y_onehot, a, beta) - beta * log_qa).mean(0)
 
     def unlabeled_elbo(self, x: torch.Tensor) -> torch.Tensor:
         """U(x): y summed out under q(y|a,x) in one pass over every class: (B,)."""
+        beta = self.kl_weight()
         a, log_qa = self.sample_a(x, self.samples)  # (S, B, A)
         every_y = torch.eye(self.num_classes, dtype=x.dtype, device=x.device)[:, None, None]
-        per_class = self.bound_given_a(x, every_y, a)  # (K, S, B)
+        per_class = self.bound_given_a(x, every_y, a, beta)  # (K, S, B)
         logits = self.q_y(x, a)  # (S, B, K)
         bound = elbo.unlabeled_elbo(per_class.flatten(1), logits.flatten(0, 1))  # (S * B,)
-        return (bound.view_as(log_qa) - log_qa).mean(0)
+        return (bound.view_as(log_qa) - beta * log_qa).mean(0)
 
     # --- what figures call (ssvae/figures.py) -------------------------------------------------
     def to_data_space(self, decoded) -> torch.Tensor:
