@@ -1,12 +1,15 @@
 """Does an ADGM or SDGM run's classifier q(y|a,x) use the auxiliary variable a?
 
     python scripts/auxiliary_use.py outputs/adgm/adgm_mnist100_s0 [--images N]
+    python scripts/auxiliary_use.py RUN --checkpoint RUN/checkpoints/last.ckpt   # while it trains
 
 Test error (%) of q(y|a,x) on the test images (or the first N) with a set four ways: q(a|x)'s
 mean, one draw of q(a|x), zero, and a draw of N(0, I) that ignores x. An a the classifier
 ignores gives the same error every way (a collapsed auxiliary variable: see ``ssvae-figures``'
 latent_use.png); one it relies on gives a worse error once a no longer follows x. Prints one JSON
-line.
+line, with a's active units (dimensions whose posterior mean's variance over those images
+exceeds 0.01, as ``ssvae-figures``' latent_use). ``--checkpoint`` scores that checkpoint instead
+of a finished run's best, so a run can be checked while it trains.
 """
 
 from __future__ import annotations
@@ -16,17 +19,37 @@ import json
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from ssvae import elbo
+from ssvae.figures import active_units
 from ssvae.predict import load_run, trained_model
-from ssvae.train import build_data
+from ssvae.runs import upgrade_config
+from ssvae.train import build_data, build_model
+
+
+def load_model(run_dir: Path, checkpoint: Path | None):
+    """The run's config, data and model: its best checkpoint once finished, else ``checkpoint``
+    with the config Hydra saved when the run started."""
+    if checkpoint is None:
+        cfg, result, _ = load_run(run_dir)
+        datamodule = build_data(cfg)
+        return cfg, datamodule, trained_model(cfg, result, run_dir, datamodule)
+    saved = run_dir / ".hydra" / "config.yaml"
+    # A run made outside Hydra (tests) keeps its config in result.json only.
+    cfg = upgrade_config(OmegaConf.load(saved)) if saved.is_file() else load_run(run_dir)[0]
+    datamodule = build_data(cfg)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model, _ = build_model(cfg, datamodule, state["ssvae"]["fingerprint"])
+    model.load_state_dict(state["state_dict"])
+    return cfg, datamodule, model.eval()
 
 
 @torch.no_grad()
-def auxiliary_use(run_dir: Path, images: int | None = None, seed: int = 0) -> dict[str, float]:
-    cfg, result, _ = load_run(run_dir)
-    datamodule = build_data(cfg)
-    model = trained_model(cfg, result, run_dir, datamodule)
+def auxiliary_use(
+    run_dir: Path, images: int | None = None, seed: int = 0, checkpoint: Path | None = None
+) -> dict:
+    cfg, datamodule, model = load_model(run_dir, checkpoint)
     if not hasattr(model, "q_a"):
         raise SystemExit(f"{run_dir}: its model ({cfg.model.name}) has no auxiliary variable a")
     x, y, _ = datamodule.prediction_rows("test")
@@ -43,15 +66,26 @@ def auxiliary_use(run_dir: Path, images: int | None = None, seed: int = 0) -> di
         name: round(100 * (model.q_y(x, a).argmax(-1) != y).float().mean().item(), 2)
         for name, a in settings.items()
     }
-    return {"run": str(run_dir), "images": len(y), "test_error_%": errors}
+    use = active_units({"a": mean})["a"]
+    return {
+        "run": str(run_dir),
+        "checkpoint": str(checkpoint) if checkpoint else "best",
+        "images": len(y),
+        "active_units_of_a": f"{use['active']} of {use['dims']}",
+        "largest_variance": round(max(use["variance"]), 6),
+        "test_error_%": errors,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--images", type=int, help="the first N test images (default: all)")
+    parser.add_argument(
+        "--checkpoint", type=Path, help="score this checkpoint (e.g. RUN/checkpoints/last.ckpt)"
+    )
     args = parser.parse_args()
-    print(json.dumps(auxiliary_use(args.run_dir, args.images)))
+    print(json.dumps(auxiliary_use(args.run_dir, args.images, checkpoint=args.checkpoint)))
 
 
 if __name__ == "__main__":

@@ -183,6 +183,11 @@ def test_a_short_digits_run_learns(compose_cfg, tmp_path, model):
     errors = script.auxiliary_use(tmp_path / "run", images=200)["test_error_%"]
     assert list(errors) == ["mean of q(a|x)", "a ~ q(a|x)", "a = 0", "a ~ N(0, I)"]
     assert errors["mean of q(a|x)"] < 30 and all(0 <= e <= 100 for e in errors.values())
+    # ... and, while a run trains, any checkpoint of it, with a's active units.
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    use = script.auxiliary_use(tmp_path / "run", images=200, checkpoint=last)
+    assert use["checkpoint"] == str(last) and use["active_units_of_a"].endswith("of 8")
+    assert use["test_error_%"]["mean of q(a|x)"] < 30
 
 
 def test_active_units_count_the_dimensions_whose_posterior_mean_varies():
