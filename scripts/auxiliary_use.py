@@ -19,37 +19,17 @@ import json
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from ssvae import elbo
 from ssvae.figures import active_units
-from ssvae.predict import load_run, trained_model
-from ssvae.runs import upgrade_config
-from ssvae.train import build_data, build_model
-
-
-def load_model(run_dir: Path, checkpoint: Path | None):
-    """The run's config, data and model: its best checkpoint once finished, else ``checkpoint``
-    with the config Hydra saved when the run started."""
-    if checkpoint is None:
-        cfg, result, _ = load_run(run_dir)
-        datamodule = build_data(cfg)
-        return cfg, datamodule, trained_model(cfg, result, run_dir, datamodule)
-    saved = run_dir / ".hydra" / "config.yaml"
-    # A run made outside Hydra (tests) keeps its config in result.json only.
-    cfg = upgrade_config(OmegaConf.load(saved)) if saved.is_file() else load_run(run_dir)[0]
-    datamodule = build_data(cfg)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    model, _ = build_model(cfg, datamodule, state["ssvae"]["fingerprint"])
-    model.load_state_dict(state["state_dict"])
-    return cfg, datamodule, model.eval()
+from ssvae.predict import run_model
 
 
 @torch.no_grad()
 def auxiliary_use(
     run_dir: Path, images: int | None = None, seed: int = 0, checkpoint: Path | None = None
 ) -> dict:
-    cfg, datamodule, model = load_model(run_dir, checkpoint)
+    cfg, datamodule, model = run_model(run_dir, checkpoint)
     if not hasattr(model, "q_a"):
         raise SystemExit(f"{run_dir}: its model ({cfg.model.name}) has no auxiliary variable a")
     x, y, _ = datamodule.prediction_rows("test")

@@ -66,6 +66,26 @@ def trained_model(cfg: DictConfig, result: dict, run_dir: Path, datamodule):
     return model.eval()
 
 
+def run_model(run_dir: Path, checkpoint: Path | None = None):
+    """A run's config, data module and model: a finished run's trained state
+    (``trained_model``), or the state at ``checkpoint`` (e.g. its last.ckpt while it still
+    trains) with the config Hydra saved when it started (a run made outside Hydra keeps its
+    config in result.json only)."""
+    from ssvae.train import build_data, build_model
+
+    if checkpoint is None:
+        cfg, result, _ = load_run(run_dir)
+        datamodule = build_data(cfg)
+        return cfg, datamodule, trained_model(cfg, result, run_dir, datamodule)
+    saved = run_dir / ".hydra" / "config.yaml"
+    cfg = upgrade_config(OmegaConf.load(saved)) if saved.is_file() else load_run(run_dir)[0]
+    datamodule = build_data(cfg)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model, _ = build_model(cfg, datamodule, state["ssvae"]["fingerprint"])
+    model.load_state_dict(state["state_dict"])
+    return cfg, datamodule, model.eval()
+
+
 def read_input(path: Path, record: dict, x_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A user's file in the run's layout: npz ``x`` (optional ``y``) or a CSV of the features
     (its label column, if present, gives labels). Standardised as the run's training rows were."""

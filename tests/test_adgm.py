@@ -188,6 +188,14 @@ def test_a_short_digits_run_learns(compose_cfg, tmp_path, model):
     use = script.auxiliary_use(tmp_path / "run", images=200, checkpoint=last)
     assert use["checkpoint"] == str(last) and use["active_units_of_a"].endswith("of 8")
     assert use["test_error_%"]["mean of q(a|x)"] < 30
+    # scripts/eval_samples.py scores the run with more or fewer draws of a: 10 (the run's own
+    # eval_samples) gives the run's test error; every count classifies well above chance.
+    spec = importlib.util.spec_from_file_location("eval_samples", SCRIPTS / "eval_samples.py")
+    counts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(counts)
+    by_samples = counts.eval_samples(tmp_path / "run", [1, 10, 50])["test_error_%_by_samples"]
+    assert list(by_samples) == ["1", "10", "50"] and max(by_samples.values()) < 30
+    assert by_samples["10"] == pytest.approx(100 * record["test_err"], abs=1.5)
 
 
 def test_active_units_count_the_dimensions_whose_posterior_mean_varies():
