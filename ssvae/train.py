@@ -87,8 +87,8 @@ def build_callbacks(cfg: DictConfig, output_dir: Path) -> list[L.Callback]:
         callbacks.append(
             EarlyStopping(monitor="val/acc", mode="max", patience=cfg.early_stopping.patience)
         )
-    # weight_averaging=ema: a Lightning callback that changes what is scored (so, unlike the
-    # callbacks group, part of the run's settings).
+    # weight_averaging=ema: a Lightning callback that changes what is scored, in a group of its
+    # own so that a run's variant names it (the callbacks group only records a run).
     if cfg.get("weight_averaging"):
         callbacks.append(build(cfg.weight_averaging))
     # The callbacks group (e.g. callbacks=learning_curve): each entry one Lightning callback.

@@ -185,6 +185,27 @@ def test_sdgm_100_sweep_is_the_published_sdgm_at_adam_1e3_with_a_cosine_for_two_
     assert fingerprint(job) == fingerprint(single)
 
 
+def test_m1m2_100_sweep_is_the_m1m2_recipe_over_600_epochs(compose_cfg):
+    job = compose_cfg("experiment=m1m2_100", "seed=1")
+    check_config(job)
+    assert job.model._target_.endswith("M1M2") and job.sweep_name == "m1m2_100"
+    assert (job.data.name, job.data.num_labels) == ("mnist", 100)
+    assert job.model.scheduler.T_max == job.trainer.max_epochs == 600
+    assert "learning_curve" in job.callbacks
+    # Only the schedule's length differs from the recipe as table1 runs it (one of its jobs).
+    single = compose_cfg(
+        "model=m1m2",
+        "data=mnist",
+        "data.num_labels=100",
+        "seed=1",
+        "vae.max_epochs=55",
+        "trainer.precision=bf16-mixed",
+        "trainer.max_epochs=600",
+        "callbacks=learning_curve",
+    )
+    assert fingerprint(job) == fingerprint(single)
+
+
 ABLATION_UNDOES = {
     "batch500": {"data.unlabeled_batch_size": 500},
     "lr1e-3": {"model.optimizer.lr": 1e-3},
