@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,9 @@ def trained_model(cfg: DictConfig, result: dict, run_dir: Path, datamodule):
     return model.eval()
 
 
-def run_model(run_dir: Path, checkpoint: Path | None = None):
+def run_model(
+    run_dir: Path, checkpoint: Path | None = None
+) -> tuple[DictConfig, Any, torch.nn.Module]:
     """A run's config, data module and model: a finished run's trained state
     (``trained_model``), or the state at ``checkpoint`` (e.g. its last.ckpt while it still
     trains) with the config Hydra saved when it started (a run made outside Hydra keeps its
