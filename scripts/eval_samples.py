@@ -5,7 +5,8 @@
 Runs train with ``model.eval_samples`` (20 in ``experiment=sdgm_100``, for a cheap per-epoch
 curve); the authors reported their test error with 100. This scores the run's best checkpoint
 (or ``--checkpoint``) on the whole test split with each count, through the model's own
-``classify``, and prints one JSON line. The draws are seeded, so a rerun prints the same.
+``classify`` in full precision, as a run's test does, and prints one JSON line. The draws are
+seeded, so a rerun prints the same.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ssvae.predict import run_model
+from ssvae.predict import probabilities, run_model
 
 
 @torch.no_grad()
@@ -31,11 +32,8 @@ def eval_samples(
     for count in samples:
         model.eval_samples = count
         torch.manual_seed(seed)
-        wrong = sum(
-            int((model.classify(x[i : i + 1000].float()).argmax(-1) != y[i : i + 1000]).sum())
-            for i in range(0, len(y), 1000)
-        )
-        errors[str(count)] = round(100 * wrong / len(y), 2)
+        wrong = (probabilities(model, x.float(), temperature=1.0).argmax(-1) != y).sum()
+        errors[str(count)] = round(100 * int(wrong) / len(y), 2)
     return {"run": str(run_dir), "images": len(y), "test_error_%_by_samples": errors}
 
 

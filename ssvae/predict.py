@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssvae.errors import ConfigError, DataError, SsvaeError
 from ssvae.io import write_json_atomic, write_text_atomic
-from ssvae.runs import DATA_FILE, RESULT_FILE, upgrade_config
+from ssvae.runs import DATA_FILE, RESULT_FILE, check_identity, upgrade_config
 
 SPLITS = ("unlabeled", "val", "test")
 
@@ -84,7 +84,10 @@ def run_model(
     cfg = upgrade_config(OmegaConf.load(saved)) if saved.is_file() else load_run(run_dir)[0]
     datamodule = build_data(cfg)
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    model, _ = build_model(cfg, datamodule, state["ssvae"]["fingerprint"])
+    saved_identity = state.get("ssvae")
+    model, _ = build_model(cfg, datamodule, (saved_identity or {}).get("fingerprint", ""))
+    # The check a finished run's best checkpoint gets (load_trained): same model and data.
+    check_identity(saved_identity, model.identity, str(checkpoint))
     model.load_state_dict(state["state_dict"])
     return cfg, datamodule, model.eval()
 

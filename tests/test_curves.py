@@ -203,7 +203,7 @@ def test_gpu_screen_runs_every_variant_and_seed_and_summarises(tmp_path):
     assert not any(n.endswith(".ckpt") for n in names)
 
 
-def test_weight_averaging_checkpoints_hold_the_average_and_resume_the_weights(
+def test_weight_averaging_checkpoints_hold_the_average_beside_the_trained_weights(
     compose_cfg, tmp_path
 ):
     # decay 1: the average stays at the weights after the first step, while training goes on.
