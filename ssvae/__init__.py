@@ -1,11 +1,17 @@
 """ssvae: semi-supervised classification with deep generative models (Kingma et al., 2014)."""
 
-__version__ = "0.1.0"
-
 import logging as _logging
+
+from ssvae.precision import register_resolver as _register_resolver
+
+__version__ = "0.1.0"
 
 # Lightning advertises a cloud logger ("Tip: ... litlogger") on every Trainer it builds; ssvae
 # writes CSV logs, so the tip is noise in every run's output.
 _logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
     lambda record: "litlogger" not in record.getMessage()
 )
+
+# The MNIST experiments' precision is ${bf16_where_native:...}: every entry point that composes
+# or reloads a config (train, predict, report, tests) imports this package first.
+_register_resolver()

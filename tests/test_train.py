@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from ssvae.config_checks import check_config
 from ssvae.data.datamodule import SemiSupervisedDataModule
 from ssvae.errors import ConfigError, DataError
+from ssvae.precision import bf16_where_native
 from ssvae.pretrain import cache_key, vae_precision
 from ssvae.runs import fingerprint
 from ssvae.train import CONFIG_DIR, train
@@ -131,7 +132,7 @@ def test_experiment_settings_win_over_the_primary_config(compose_cfg):
     assert compare.num_threads == 1
     table1 = compose_cfg("experiment=table1")
     assert (table1.sweep_name, table1.num_threads, table1.data.name) == ("table1_v2", 1, "mnist")
-    assert table1.trainer.precision == "bf16-mixed" and table1.vae.max_epochs == 55
+    assert table1.trainer.precision == bf16_where_native() and table1.vae.max_epochs == 55
     check_config(table1)
     # The command line still wins over the experiment.
     assert compose_cfg("experiment=table1", "sweep_name=mine").sweep_name == "mine"
