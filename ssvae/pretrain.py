@@ -114,6 +114,9 @@ def _train(
     start = time.perf_counter()
     val_loader = TensorBatches(val_x, batch_size=1000)
     trainer.fit(vae, train_dataloaders=loader, val_dataloaders=val_loader)
+    # "-true" precisions leave the weights in their dtype (bf16-true: bf16). M1 is cached, scored
+    # and used on fp32 images in fp32, as after a mixed-precision fit (bf16 values fit in fp32).
+    vae.float()
     info = {
         "epochs": trainer.current_epoch,
         "train_time_s": time.perf_counter() - start,

@@ -64,3 +64,30 @@ def test_runs_resolved_differently_have_different_digests(compose_cfg, cpu_bf16)
     fp32 = fingerprint(compose_cfg("experiment=table1"))
     assert fp32 == fingerprint(compose_cfg("experiment=table1", "trainer.precision=32-true"))
     assert fp32 != bf16
+
+
+@pytest.mark.parametrize("model", ["m2", "m1m2", "m1"])
+def test_bf16_true_trains_evaluates_and_predicts(compose_cfg, tmp_path, model):
+    """bf16-true keeps the weights (and M1's VAE while it trains) in bf16: evaluation, M1's
+    cache and the estimator's logits must still meet fp32 inputs without a dtype error."""
+    from ssvae.predict import run_model
+    from ssvae.train import train
+
+    tiny = ["vae.max_epochs=2", "vae.model.hidden_dims=[32]", "vae.model.z_dim=8"]
+    nets = [] if model == "m1" else ["model.hidden_dims=[32]", "model.z_dim=4"]
+    cfg = compose_cfg(
+        f"model={model}",
+        "trainer.precision=bf16-true",
+        "trainer.max_epochs=5",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        *tiny,
+        *nets,
+    )
+    record = train(cfg)
+    assert record["status"] == "ok" and 0.0 <= record["test_err"] <= 1.0
+    if model == "m2":  # a few bf16 epochs on digits are well above chance
+        assert record["test_err"] < 0.5
+    _, datamodule, trained = run_model(tmp_path / "run")
+    x = torch.from_numpy(datamodule.splits.test.x[:16])
+    logits = trained.classify_full_precision(x)
+    assert logits.dtype == torch.float32 and torch.isfinite(logits).all()

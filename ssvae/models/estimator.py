@@ -95,7 +95,10 @@ class EstimatorClassifier(SemiSupervisedModule):
             if scores.ndim == 1:  # two classes: one margin for the second class
                 scores = np.stack([-scores / 2, scores / 2], axis=1)
         # log(1e-12) rather than -inf, so a test image of such a class has a finite NLL.
-        logits = torch.full((len(features), self.val_acc.num_classes), math.log(1e-12))
+        # fp32 explicitly: Lightning's "-true" precisions change torch's default dtype.
+        logits = torch.full(
+            (len(features), self.val_acc.num_classes), math.log(1e-12), dtype=torch.float32
+        )
         classes = torch.as_tensor(self.estimator.classes_.astype(np.int64))
         logits[:, classes] = torch.as_tensor(scores, dtype=torch.float32)
         return F.log_softmax(logits, dim=-1)
