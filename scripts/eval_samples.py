@@ -32,7 +32,7 @@ def eval_samples(
     for count in samples:
         model.eval_samples = count
         torch.manual_seed(seed)
-        wrong = (probabilities(model, x.float(), temperature=1.0).argmax(-1) != y).sum()
+        wrong = (probabilities(model, x, temperature=1.0).argmax(-1) != y).sum()
         errors[str(count)] = round(100 * int(wrong) / len(y), 2)
     return {"run": str(run_dir), "images": len(y), "test_error_%_by_samples": errors}
 

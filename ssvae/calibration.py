@@ -24,7 +24,7 @@ def collect_logits(model, loader) -> tuple[torch.Tensor, torch.Tensor]:
     model.eval()
     logits, labels = [], []
     for x, y in loader:
-        logits.append(model.classify_full_precision(x.to(model.device)).float().cpu())
+        logits.append(model.classify_full_precision(x.to(model.device)).cpu())
         labels.append(y.cpu())
     model.train(was_training)
     return torch.cat(logits), torch.cat(labels)

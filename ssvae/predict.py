@@ -147,7 +147,7 @@ def probabilities(
     model, x: torch.Tensor, temperature: float, batch_size: int = 1000
 ) -> torch.Tensor:
     logits = torch.cat([model.classify_full_precision(chunk) for chunk in x.split(batch_size)])
-    return (logits.float() / temperature).softmax(-1)
+    return (logits / temperature).softmax(-1)  # fp32 logits: classify_full_precision's
 
 
 def predict(
