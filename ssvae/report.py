@@ -67,6 +67,14 @@ PAPER_TABLE1 = {
 PAPER_SOURCE = {"adgm": "Maaløe et al. 2016", "sdgm": "Maaløe et al. 2016"}  # else Table 1's
 
 
+def paper_error(dataset: str, model: str, num_labels: int) -> float | None:
+    """The published MNIST test error % for this model and label count (``PAPER_TABLE1``), or
+    None where the papers give none (other data sets, models and label counts)."""
+    if dataset != "mnist" or model not in PAPER_TABLE1:
+        return None
+    return PAPER_TABLE1[model][1].get(num_labels)
+
+
 def variant_of(overrides: Iterable[str]) -> str:
     """The command-line overrides that set a run apart from others of its model and data set."""
     kept = []
@@ -294,22 +302,30 @@ def _value(column: str, mean: float, std: float) -> str:
     return f"{mean:.3f} ± {std:.3f}"
 
 
-def to_markdown(rows: Sequence[dict[str, Any]], columns: Sequence[str] = ()) -> str:
-    """The table; ``columns`` adds optional ones (OPTIONAL_COLUMNS: nll, ece, ...)."""
+def to_markdown(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str] = (), paper: bool = False
+) -> str:
+    """The table; ``columns`` adds optional ones (OPTIONAL_COLUMNS: nll, ece, ...), ``paper``
+    the published error beside each MNIST row that has one (``paper_error``)."""
     unknown = [c for c in columns if c not in OPTIONAL_COLUMNS]
     if unknown:
         raise ValueError(f"unknown column {unknown[0]!r}; allowed: {list(OPTIONAL_COLUMNS)}")
     extra_head = "".join(f" {OPTIONAL_COLUMNS[c][0]} |" for c in columns)
+    extra_head += " paper's test error % |" if paper else ""
+    width = len(columns) + paper
     lines = [
         "| data set | model | variant | labels | test accuracy % | test error % |"
         f"{extra_head} runs | failed |",
-        "| --- | --- | --- | ---: | ---: | ---: |" + " ---: |" * len(columns) + " ---: | ---: |",
+        "| --- | --- | --- | ---: | ---: | ---: |" + " ---: |" * width + " ---: | ---: |",
     ]
     for r in rows:
         extra = "".join(
             f" {_value(c, r.get(f'{c}_mean', math.nan), r.get(f'{c}_std', math.nan))} |"
             for c in columns
         )
+        if paper:
+            published = paper_error(r["dataset"], r["model"], r["num_labels"])
+            extra += " — |" if published is None else f" {published:.2f} |"
         lines.append(
             f"| {r['dataset']} | {r['model']} | {r['variant'] or 'default'} | {r['num_labels']} | "
             f"{_pct(r['acc_mean'], r['acc_std'])} | {_pct(r['err_mean'], r['err_std'])} |"
@@ -395,7 +411,7 @@ def write_report(
     """Aggregate the runs under ``folders`` and write results.{md,csv,json,png} into ``out_dir``."""
     out_dir = Path(out_dir or folders[0])
     rows = aggregate(collect_results(folders))
-    write_text_atomic(out_dir / f"{REPORT_STEM}.md", to_markdown(rows, columns))
+    write_text_atomic(out_dir / f"{REPORT_STEM}.md", to_markdown(rows, columns, paper))
     write_text_atomic(out_dir / f"{REPORT_STEM}.csv", to_csv(rows))
     write_json_atomic(out_dir / f"{REPORT_STEM}.json", rows)
     write_bytes_atomic(out_dir / f"{REPORT_STEM}.png", plot_error_vs_labels(rows, paper))
@@ -411,8 +427,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--paper",
         action="store_true",
-        help="draw the papers' MNIST numbers for reference (Kingma et al.'s Table 1; ADGM and "
-        "SDGM: Maaløe et al. 2016)",
+        help="the papers' MNIST numbers for reference, as a column of the table and lines on the "
+        "plot (Kingma et al.'s Table 1; ADGM and SDGM: Maaløe et al. 2016)",
     )
     parser.add_argument(
         "--columns",
@@ -427,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if missing:
         parser.error(f"not a folder: {', '.join(missing)}")
     rows = write_report(args.folders, args.out, args.paper, args.columns)
-    print(to_markdown(rows, args.columns))
+    print(to_markdown(rows, args.columns, args.paper))
 
 
 if __name__ == "__main__":

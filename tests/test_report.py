@@ -184,6 +184,39 @@ def test_paper_reference_lines_are_drawn_for_mnist_only():
     assert PAPER_TABLE1["adgm"][1] == {100: 0.96} and PAPER_TABLE1["sdgm"][1] == {100: 1.32}
 
 
+def test_paper_column_gives_the_published_error_where_there_is_one(tmp_path):
+    for model, seed, err in (("sdgm", 0, 0.03), ("sdgm", 1, 0.05), ("m1m2", 0, 0.04)):
+        _write(
+            tmp_path / f"{model}{seed}",
+            dataset="mnist",
+            model=model,
+            num_labels=100,
+            seed=seed,
+            test_acc=1 - err,
+            test_err=err,
+        )
+    _write(
+        tmp_path / "m1m2_50",
+        dataset="mnist",
+        model="m1m2",
+        num_labels=50,
+        seed=0,
+        test_acc=0.9,
+        test_err=0.1,
+    )
+    _write(tmp_path / "digits", num_labels=100, seed=0, test_acc=0.9, test_err=0.1)
+    rows = write_report([tmp_path], tmp_path / "out", paper=True)
+    lines = (tmp_path / "out" / "results.md").read_text().splitlines()
+    assert lines[0].endswith("| paper's test error % | runs | failed |")
+    assert lines[1].count("|") == lines[0].count("|")
+    assert "| mnist | sdgm | default | 100 | 96.00 ± 1.41 | 4.00 ± 1.41 | 1.32 | 2 | 0 |" in lines
+    assert "| mnist | m1m2 | default | 100 | 96.00 ± 0.00 | 4.00 ± 0.00 | 3.33 | 1 | 0 |" in lines
+    # No published number for 50 labels, nor for another data set.
+    assert "| mnist | m1m2 | default | 50 | 90.00 ± 0.00 | 10.00 ± 0.00 | — | 1 | 0 |" in lines
+    assert "| digits | m2 | default | 100 | 90.00 ± 0.00 | 10.00 ± 0.00 | — | 1 | 0 |" in lines
+    assert "paper" not in to_markdown(rows)  # only when asked for
+
+
 def test_calibration_columns_are_optional(tmp_path):
     calibrated = {"temperature": 2.0, "test_after": {"nll": 0.2, "ece": 0.01}}
     _write(
