@@ -312,7 +312,7 @@ def to_markdown(
         raise ValueError(f"unknown column {unknown[0]!r}; allowed: {list(OPTIONAL_COLUMNS)}")
     extra_head = "".join(f" {OPTIONAL_COLUMNS[c][0]} |" for c in columns)
     extra_head += " paper's test error % |" if paper else ""
-    width = len(columns) + paper
+    width = len(columns) + (1 if paper else 0)
     lines = [
         "| data set | model | variant | labels | test accuracy % | test error % |"
         f"{extra_head} runs | failed |",
