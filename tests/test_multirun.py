@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from tests.conftest import run_train, two_job_sweep
 
 
@@ -29,15 +31,20 @@ def test_bad_setting_exits_with_one_clear_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_optuna_search_minimises_validation_error_over_trials(tmp_path):
+@pytest.mark.parametrize(
+    ("search", "model"),
+    [("m2_optuna", ["model.z_dim=2"]), ("vat_optuna", [])],
+    ids=["m2", "vat"],
+)
+def test_optuna_search_minimises_validation_error_over_trials(tmp_path, search, model):
     sweep = tmp_path / "search"
     result = run_train(
         tmp_path,
         "-m",
-        "hparams_search=m2_optuna",
+        f"hparams_search={search}",
         "hydra.sweeper.n_trials=2",
         "model.hidden_dims=[16]",
-        "model.z_dim=2",
+        *model,
         "trainer.max_epochs=2",
         "trainer.enable_progress_bar=false",
         f"hydra.sweep.dir={sweep}",

@@ -46,6 +46,9 @@ def digits_runs(tmp_path_factory):
         "logreg",
         "label_spreading",
         "self_training",
+        "vat",
+        "ladder",
+        "mean_teacher",
     ):
         out = root / model
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -65,6 +68,12 @@ def digits_runs(tmp_path_factory):
                     *(
                         ["model.hidden_dims=[32]", "model.z_dim=4"]
                         if model in ("m2", "m1m2")
+                        else []
+                    ),
+                    *(["model.hidden_dims=[32,32]"] if model in ("vat", "mean_teacher") else []),
+                    *(
+                        ["model.hidden_dims=[32]", "model.denoising_weights=[1000,10,0.1]"]
+                        if model == "ladder"
                         else []
                     ),
                     f"paths.cache_dir={root / 'cache'}",
@@ -211,6 +220,10 @@ def test_figures_of_a_baseline_are_only_those_that_apply(digits_runs, tmp_path):
     names = sorted(p.name for p in draw_figures(out, tmp_path / "figs", latent_points=200))
     # No decoder, nothing generated.
     assert names == ["confusion.png", "latent_map.png", "learning_curves.png"]
+    for model in ("vat", "ladder", "mean_teacher"):  # classifiers only: no latents either
+        out, _ = digits_runs[model]
+        drawn = draw_figures(out, tmp_path / model, latent_points=200)
+        assert sorted(p.name for p in drawn) == ["confusion.png", "learning_curves.png"], model
 
 
 def test_confusion_counts_every_test_image_and_agrees_with_the_runs_test_error(

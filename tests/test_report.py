@@ -182,6 +182,7 @@ def test_paper_reference_lines_are_drawn_for_mnist_only():
     sdgm = [{**r, "model": "sdgm"} for r in rows]  # Maaløe et al.'s 1.32 % at 100 labels
     assert plot_error_vs_labels(sdgm, paper=True) != plot_error_vs_labels(sdgm)
     assert PAPER_TABLE1["adgm"][1] == {100: 0.96} and PAPER_TABLE1["sdgm"][1] == {100: 1.32}
+    assert PAPER_TABLE1["vat"][1] == {100: 1.36} and PAPER_TABLE1["ladder"][1] == {100: 1.06}
 
 
 def test_paper_column_gives_the_published_error_where_there_is_one(tmp_path):

@@ -252,6 +252,11 @@ class SemiSupervisedDataModule(L.LightningDataModule):
     def labeled_class_counts(self) -> list[int]:
         return torch.bincount(self._y_labeled, minlength=self.num_classes).tolist()
 
+    def training_inputs(self) -> list[torch.Tensor]:
+        """The training features, labeled then unlabeled (no labels): what the consistency
+        models re-estimate batch-norm statistics over."""
+        return [self._x_labeled, self._x_unlabeled]
+
     def model_facts(self) -> dict[str, Any]:
         """What a model may take from the data (each model's constructor names those it uses)."""
         return {
