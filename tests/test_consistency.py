@@ -253,3 +253,43 @@ SUPERVISED_FLOOR = 0.8
 def test_a_short_digits_run_beats_the_supervised_network(compose_cfg, model):
     record = train(compose_cfg(*model, "data.num_labels=50", "trainer.max_epochs=20"))
     assert record["status"] == "ok" and record["test_acc"] > SUPERVISED_FLOOR
+
+
+def test_the_mnist_experiments_carry_the_published_settings(compose_cfg):
+    from ssvae.config_checks import check_config
+
+    vat = compose_cfg("experiment=vat_100")
+    check_config(vat)
+    assert (vat.data.labeled_batch_size, vat.data.unlabeled_batch_size) == (100, 250)
+    steps_per_epoch = math.ceil((50_000 - 100) / 250)
+    # x0.9 every 500 steps, stepped once per epoch of 200 steps.
+    assert vat.model.scheduler.gamma == pytest.approx(0.9 ** (steps_per_epoch / 500), abs=1e-4)
+    assert vat.trainer.max_epochs * steps_per_epoch == 100 * 500
+    assert (vat.model.epsilon, vat.model.hidden_noise_std) == (5.0, 0.5)
+    assert list(vat.model.hidden_dims) == [1200, 600, 300, 150]
+    ladder = compose_cfg("experiment=ladder_100")
+    check_config(ladder)
+    assert (ladder.data.labeled_batch_size, ladder.data.unlabeled_batch_size) == (100, 100)
+    assert list(ladder.model.hidden_dims) == [1000, 500, 250, 250, 250]
+    assert list(ladder.model.denoising_weights) == [1000, 10, 0.1, 0.1, 0.1, 0.1, 0.1]
+    assert ladder.model.scheduler._target_ == "ssvae.schedules.linear_decay"
+    assert ladder.model.scheduler.total_epochs == ladder.trainer.max_epochs
+    teacher = compose_cfg("experiment=mean_teacher_100")
+    check_config(teacher)
+    for cfg in (vat, ladder, teacher):
+        assert cfg.num_threads == 1 and cfg.trainer.max_time == "00:02:00:00"
+
+
+def test_linear_decay_holds_then_falls_to_zero():
+    from ssvae.schedules import linear_decay
+
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=2.0)
+    schedule = linear_decay(opt, total_epochs=9, decay_from=2 / 3)
+    rates = []
+    for _ in range(10):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    assert rates == pytest.approx([2, 2, 2, 2, 2, 2, 2, 4 / 3, 2 / 3, 0])
+    with pytest.raises(ConfigError, match="decay_from"):
+        linear_decay(opt, total_epochs=9, decay_from=1.0)
