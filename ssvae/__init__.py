@@ -15,3 +15,12 @@ _logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
 # The MNIST experiments' precision is ${bf16_where_native:...}: every entry point that composes
 # or reloads a config (train, predict, report, tests) imports this package first.
 _register_resolver()
+
+
+def __getattr__(name: str):
+    # ssvae.SemiSupervisedClassifier, imported on first use: the package import stays light.
+    if name == "SemiSupervisedClassifier":
+        from ssvae.classifier import SemiSupervisedClassifier
+
+        return SemiSupervisedClassifier
+    raise AttributeError(f"module 'ssvae' has no attribute {name!r}")

@@ -122,3 +122,23 @@ def test_even_shards_give_every_process_the_same_number_of_steps(monkeypatch):
     assert sorted(set(seen[0][1]) | set(seen[1][1])) == list(range(23))
     monkeypatch.setattr(module, "_rank_and_world", lambda: (1, 2))
     assert len(torch.cat(list(module.TensorBatches(x, batch_size=4)))) == 11  # eval: no repeats
+
+
+def test_no_label_count_takes_every_labeled_row_even_when_classes_are_unequal(tmp_path):
+    from ssvae.data.npz import NpzData
+
+    y = np.array([0] * 30 + [1] * 12 + [-1] * 20)
+    x = np.random.default_rng(0).random((len(y), 4)).astype(np.float32)
+    path = tmp_path / "unequal.npz"
+    np.savez(
+        path,
+        x=x,
+        y=y,
+        x_val=x[:4],
+        y_val=np.array([0, 1, 0, 1]),
+        x_test=x[:4],
+        y_test=np.array([0, 1, 0, 1]),
+    )
+    data = NpzData(path=str(path))  # data.num_labels=null, label_selection=balanced
+    data.setup("fit")
+    assert data.num_labeled == 42 and data.labeled_class_counts == [30, 12]

@@ -213,9 +213,13 @@ class SemiSupervisedDataModule(L.LightningDataModule):
             self.label_selection,
             available=int(has_label.sum()),
         )
-        self.labeled_idx = select_labeled(
-            train.y, self.num_labels, num_classes, self.seed, self.label_selection
-        )
+        if self.num_labels_requested is None and self.label_fraction is None:
+            # Every labeled row: nothing to choose or balance (classes may differ in size).
+            self.labeled_idx = np.flatnonzero(has_label)
+        else:
+            self.labeled_idx = select_labeled(
+                train.y, self.num_labels, num_classes, self.seed, self.label_selection
+            )
         if self.unlabeled_includes_labeled:
             unlabeled_idx = np.arange(len(train.y))
         else:
