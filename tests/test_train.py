@@ -254,6 +254,22 @@ def test_tensorboard_logger_writes_events_beside_the_csv_logs(compose_cfg, tmp_p
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_mlflow_logger_records_settings_and_curves_in_a_local_store(compose_cfg, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    store = tmp_path / "mlflow.db"
+    common = ["logger=mlflow", f"paths.mlflow_db={store}", "model.hidden_dims=[16]"]
+    first = train(compose_cfg(*common, "model.z_dim=2", "trainer.max_epochs=2"))
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "ssvae"]
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.params["z_dim"] == "2"  # the model's hyperparameters
+    history = client.get_metric_history(run.info.run_id, "val/acc")
+    assert len(history) == 2  # one point per epoch
+    assert run.data.metrics["test/acc"] == pytest.approx(first["test_acc"])
+    assert (tmp_path / "run" / "logs" / "metrics.csv").is_file()  # the CSV logs stay
+
+
 def test_vae_schedule_is_opt_in_and_part_of_the_cache_key(compose_cfg):
     plain = compose_cfg("model=m1m2", "vae.max_epochs=7")
     assert "scheduler" not in plain.vae.model  # so caches made before it keep their keys
