@@ -165,6 +165,8 @@ def own_data_cases(folder: Path) -> list[tuple[str, str]]:
         ("CSV without the label column", csv("a,b\n1,x\n", label_column="kind")),
         ("CSV with a non-numeric feature", csv("a,b,label\n1,2,x\n2,oops,y\n")),
         ("CSV with an empty feature cell", csv("a,b,label\n1,2,x\n2,,y\n")),
+        ("CSV with an infinite feature value", csv("a,b,label\n1,inf,x\n2,3,y\n")),
+        ("CSV whose header repeats a name", csv("a,a,label\n1,2,x\n2,3,y\n")),
         ("images of different sizes", lambda: ImageFolderData(path=str(images)).setup()),
         ("an undecodable image", lambda: ImageFolderData(path=str(broken)).setup()),
     ]

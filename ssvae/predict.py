@@ -135,6 +135,12 @@ def read_input(path: Path, record: dict, x_dim: int) -> tuple[torch.Tensor, torc
     bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if len(bad):
         raise DataError(f"{path}: row {bad[0]} has a NaN or infinite value")
+    if record.get("likelihood") == "bernoulli" and len(x) and (x.min() < 0 or x.max() > 1):
+        raise DataError(
+            f"{path}: values in [{x.min():.4g}, {x.max():.4g}], but the run was trained on [0, 1] "
+            "(its training features all lay there); scale them as the training data was, e.g. "
+            "divide 0-255 pixels by 255"
+        )
     scaling = record.get("standardization")
     if scaling:
         x = ((x - np.asarray(scaling["mean"])) / np.asarray(scaling["std"])).astype(np.float32)

@@ -218,6 +218,8 @@ def _csv(tmp_path, text, **kwargs):
     [
         ("a,label\n1,x\n2,y\n", {"label_column": "kind"}, "no label column 'kind'.*'a', 'label'"),
         ("a,b,label\n1,2,x\n2,oops,y\n", {}, "column 'b' has the value 'oops' on line 3"),
+        ("a,b,label\n1,inf,x\n2,3,y\n", {}, "column 'b' has the value inf on line 2"),
+        ("a,a,label\n1,2,x\n2,3,y\n", {}, "names column 'a' twice \\(columns 1 and 2\\)"),
         ("a,b,label\n1,2,x\n2,,y\n", {}, "column 'b' has an empty cell on line 3"),
         ("a,label\n1,x\n2,x\n", {}, r"found 1 class \(\['x'\]\)"),
         ("a,label\n1,x\n2,y\n", {"feature_columns": ["c"]}, "no column 'c'"),

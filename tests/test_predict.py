@@ -138,6 +138,8 @@ def test_predict_reads_a_users_file(digits_runs, tmp_path):
         (lambda p: (p / "empty").mkdir() or (p / "empty", None), "is not a finished run"),
         (lambda p: (p, np.zeros((3, 10))), "10 features per row, but the run was trained on 64"),
         (lambda p: (p, np.full((3, 64), np.nan)), "row 0 has a NaN"),
+        # Pixels of 0..256 for a run trained on [0, 1]: labelled silently before.
+        (lambda p: (p, np.full((3, 64), 200.0)), r"values in \[200, 200\].*trained on \[0, 1\]"),
     ],
 )
 def test_bad_predict_input_fails_and_writes_nothing(digits_runs, tmp_path, make, message):

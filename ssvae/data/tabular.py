@@ -9,6 +9,7 @@ labeled; otherwise validation and test rows are held out of the labeled rows.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ def read_table(path: Path, label_column: str) -> pd.DataFrame:
         header = pd.read_csv(path, nrows=0)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from None
+    _check_unique_header(path)
     if label_column not in header.columns:
         raise DataError(
             f"{path}: no label column {label_column!r} (data.label_column); the columns are "
@@ -36,6 +38,20 @@ def read_table(path: Path, label_column: str) -> pd.DataFrame:
         return pd.read_csv(path, dtype={label_column: "string"})
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from None
+
+
+def _check_unique_header(path: Path) -> None:
+    """pandas renames a repeated column name ("a", "a" -> "a", "a.1") without a word: refuse it."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        names = next(csv.reader(handle), [])
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        if name in seen:
+            raise DataError(
+                f"{path}: the header names column {name!r} twice (columns {seen[name]} and {i}); "
+                "give every column its own name"
+            )
+        seen[name] = i
 
 
 def label_cells(column: pd.Series) -> list[str | None]:
@@ -51,11 +67,18 @@ def numeric_features(frame: pd.DataFrame, columns: list[str], path: Path) -> np.
         bad = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan)))
         if len(bad):
             raw = frame[column].iloc[bad[0]]
-            what = "an empty cell" if pd.isna(raw) else f"the value {raw!r}"
+            # str(): numpy scalars' repr is np.float64(inf); a text cell keeps its quotes.
+            what = (
+                "an empty cell"
+                if pd.isna(raw)
+                else f"the value {raw!r}"
+                if isinstance(raw, str)
+                else f"the value {raw}"
+            )
             # Line numbers as an editor shows them: the header is line 1.
             raise DataError(
                 f"{path}: column {column!r} has {what} on line {bad[0] + 2} (row {bad[0]}); "
-                "features must be numbers"
+                "features must be finite numbers"
             )
         out[:, j] = values.to_numpy(dtype=np.float32)
     return out
