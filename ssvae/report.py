@@ -258,7 +258,17 @@ OPTIONAL_COLUMNS: dict[str, tuple[str, Any]] = {
     "temperature": ("T", lambda r: r.get("calibration", {}).get("temperature")),
     "elbo": ("test ELBO", lambda r: r.get("test_elbo")),
     "log_px": ("test log p(x), IW", lambda r: r.get("test_log_px")),
+    "minutes": ("minutes per run", lambda r: run_minutes(r)),
 }
+
+
+def run_minutes(record: dict[str, Any]) -> float | None:
+    """Wall minutes of a run: training and testing, plus M1's VAE pretraining where the model
+    has one (counted even when the VAE came from the cache: it is part of the run's cost)."""
+    wall = record.get("wall_time_s")
+    if wall is None:
+        return None
+    return (wall + float((record.get("vae") or {}).get("train_time_s") or 0.0)) / 60
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -307,6 +317,8 @@ def _value(column: str, mean: float, std: float) -> str:
         return "—"
     if column.startswith("ece"):
         return _pct(mean, std)
+    if column == "minutes":
+        return f"{mean:.0f} ± {std:.0f}"
     return f"{mean:.3f} ± {std:.3f}"
 
 
@@ -444,7 +456,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=[],
         choices=list(OPTIONAL_COLUMNS),
         help="optional columns: calibration (nll, ece; after temperature scaling: "
-        "nll_calibrated, ece_calibrated, temperature) and how well x is modelled (elbo, log_px)",
+        "nll_calibrated, ece_calibrated, temperature), how well x is modelled (elbo, log_px) "
+        "and wall minutes per run (minutes)",
     )
     args = parser.parse_args(argv)
     missing = [str(f) for f in args.folders if not f.is_dir()]

@@ -246,3 +246,24 @@ def test_calibration_columns_are_optional(tmp_path):
     assert "| 0.500 ± 0.141 | 6.00 ± 1.41 | 1.00 ± 0.00 | 2.000 ± 0.000 |" in markdown
     with pytest.raises(ValueError, match="unknown column 'auc'"):
         to_markdown(rows, ["auc"])
+
+
+def test_minutes_per_run_count_training_and_m1s_pretraining(tmp_path):
+    _write(tmp_path / "a", num_labels=100, seed=0, test_acc=0.9, test_err=0.1, wall_time_s=600)
+    _write(tmp_path / "b", num_labels=100, seed=1, test_acc=0.9, test_err=0.1, wall_time_s=1200)
+    _write(
+        tmp_path / "c",
+        model="m1m2",
+        num_labels=100,
+        seed=0,
+        test_acc=0.9,
+        test_err=0.1,
+        wall_time_s=600,
+        vae={"train_time_s": 300.0, "trained_now": False},
+    )
+    rows = aggregate(collect_results([tmp_path]))
+    by_model = {r["model"]: r for r in rows}
+    assert by_model["m2"]["minutes_mean"] == pytest.approx(15.0)  # (10 + 20) / 2
+    assert by_model["m1m2"]["minutes_mean"] == pytest.approx(15.0)  # 10 + 5 of pretraining
+    table = to_markdown(rows, ["minutes"])
+    assert "minutes per run" in table and "| 15 ± " in table
