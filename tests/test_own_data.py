@@ -1,6 +1,7 @@
 """Users' own data: npz arrays, CSV tables and image folders through the same data module."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -251,15 +252,22 @@ def test_missing_path_fails_before_training(compose_cfg):
         train(compose_cfg("data=csv"))
 
 
-def test_m2_trains_on_a_table_with_gaussian_likelihood_and_saves_the_classes(tmp_path, compose_cfg):
+def _cancer_csv(tmp_path: Path, named_classes: bool) -> Path:
+    """scikit-learn's breast-cancer table as a CSV: 200 labeled rows, 369 unlabeled, the label
+    column "diagnosis" as names (benign / malignant) or as the data set's 0 / 1."""
     from sklearn.datasets import load_breast_cancer
 
-    data = load_breast_cancer(as_frame=True)
-    frame = data.frame.rename(columns={"target": "diagnosis"})
-    frame["diagnosis"] = np.where(frame["diagnosis"] == 1, "benign", "malignant")
-    frame.loc[frame.index[200:], "diagnosis"] = None  # 200 labeled rows, 369 unlabeled
+    frame = load_breast_cancer(as_frame=True).frame.rename(columns={"target": "diagnosis"})
+    if named_classes:
+        frame["diagnosis"] = np.where(frame["diagnosis"] == 1, "benign", "malignant")
+    frame.loc[frame.index[200:], "diagnosis"] = None
     path = tmp_path / "cancer.csv"
     frame.to_csv(path, index=False)
+    return path
+
+
+def test_m2_trains_on_a_table_with_gaussian_likelihood_and_saves_the_classes(tmp_path, compose_cfg):
+    path = _cancer_csv(tmp_path, named_classes=True)
     cfg = compose_cfg(
         "data=csv",
         f"data.path={path}",
@@ -369,13 +377,7 @@ def test_uncompressed_npz_features_are_memory_mapped_and_read_in_chunks(tmp_path
     ids=["vat", "ladder", "mean_teacher"],
 )
 def test_consistency_models_train_on_standardised_table_features(tmp_path, compose_cfg, model):
-    from sklearn.datasets import load_breast_cancer
-
-    data = load_breast_cancer(as_frame=True)
-    frame = data.frame.rename(columns={"target": "diagnosis"})
-    frame.loc[frame.index[200:], "diagnosis"] = None
-    path = tmp_path / "cancer.csv"
-    frame.to_csv(path, index=False)
+    path = _cancer_csv(tmp_path, named_classes=False)
     cfg = compose_cfg(
         "data=csv",
         f"data.path={path}",

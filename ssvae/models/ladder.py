@@ -21,7 +21,7 @@ statistics feed the running averages (with bn_stats=running; by default they are
 over the data, ssvae.models.consistency).
 
 noise_std is in the units of each layer's input: pixels in [0, 1] for images, and on
-standardised tables one standard deviation of each feature (docs/recipes.md).
+standardised tables one standard deviation of each feature (docs/baselines.md).
 """
 
 from __future__ import annotations
