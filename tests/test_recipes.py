@@ -1,0 +1,107 @@
+"""conf/recipe/: naming a model and a data set gives the model's best measured recipe there,
+the named experiments that measured it are that recipe, and older recipes stay reachable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from ssvae.runs import fingerprint
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Each MNIST recipe and the sweep whose committed rows measured it (the sweep adds only the
+# per-epoch learning curve, seeds and plumbing).
+RECIPE_SWEEPS = {
+    "m2": "table1_m2",
+    "m1m2": "m1m2_100",
+    "sdgm": "sdgm_100",
+    "vat": "vat_100",
+    "ladder": "ladder_100",
+    "mean_teacher": "mean_teacher_100",
+}
+
+
+@pytest.mark.parametrize("model", sorted(RECIPE_SWEEPS))
+def test_model_and_data_set_alone_give_the_sweeps_recipe(compose_cfg, model):
+    plain = compose_cfg(
+        "data=mnist", f"model={model}", "seed=1", "data.num_labels=100", "callbacks=learning_curve"
+    )
+    sweep = compose_cfg(f"experiment={RECIPE_SWEEPS[model]}", "seed=1", "data.num_labels=100")
+    assert fingerprint(plain) == fingerprint(sweep)
+    # And recipe=none is the model's plain config, which differs.
+    older = compose_cfg(
+        "data=mnist",
+        f"model={model}",
+        "seed=1",
+        "data.num_labels=100",
+        "callbacks=learning_curve",
+        "recipe=none",
+    )
+    assert fingerprint(older) != fingerprint(plain)
+
+
+def test_m2_on_mnist_is_the_measured_recipe_and_recipe_none_the_earlier_default(compose_cfg):
+    best = compose_cfg("data=mnist", "model=m2")
+    assert best.model.hidden_dims == [500, 500] and best.model.activation == "relu"
+    assert best.model.optimizer.lr == 1e-3 and best.data.unlabeled_batch_size == 100
+    assert best.model.scheduler._target_.endswith("StepLR")
+    assert best.trainer.gradient_clip_val == 5
+    earlier = compose_cfg("data=mnist", "model=m2", "recipe=none")
+    assert earlier.model.hidden_dims == [500] and earlier.model.activation == "softplus"
+    assert earlier.model.scheduler._target_.endswith("ConstantLR")
+    assert earlier.data.unlabeled_batch_size == 500
+
+
+def test_a_schedule_chosen_on_the_command_line_wins_over_the_recipes(compose_cfg):
+    vat = compose_cfg("data=mnist", "model=vat")
+    assert OmegaConf.to_container(vat.model.scheduler) == {
+        "_target_": "torch.optim.lr_scheduler.ExponentialLR",
+        "_partial_": True,
+        "gamma": 0.9587,
+    }
+    cosine = compose_cfg("data=mnist", "model=vat", "model/scheduler=cosine")
+    assert cosine.model.scheduler._target_.endswith("CosineAnnealingLR")
+    assert set(cosine.model.scheduler) == {"_target_", "_partial_", "T_max", "eta_min"}
+    # The other recipe values stay.
+    assert cosine.data.unlabeled_batch_size == 250 and cosine.trainer.max_epochs == 250
+    # And an override of a recipe's value wins too.
+    assert compose_cfg("data=mnist", "model=vat", "trainer.max_epochs=3").trainer.max_epochs == 3
+
+
+def test_data_sets_without_a_recipe_keep_the_models_config(compose_cfg):
+    for model in ("m2", "vat", "ladder", "sdgm"):
+        on_digits = compose_cfg(f"model={model}")
+        assert fingerprint(on_digits) == fingerprint(compose_cfg(f"model={model}", "recipe=none"))
+
+
+def test_every_recipe_file_names_a_data_set_and_model_that_exist():
+    conf = ROOT / "conf"
+    data_sets = {p.stem for p in (conf / "data").glob("*.yaml")}
+    models = {p.stem for p in (conf / "model").glob("*.yaml")}
+    for path in (conf / "recipe").glob("*.yaml"):
+        if path.stem == "none":
+            continue
+        data, _, model = path.stem.partition("_")
+        assert data in data_sets and model in models, path.name
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        "baselines_100/experiment=ladder_100,seed=0",
+        "baselines_100/experiment=vat_100,seed=0",
+    ],
+)
+def test_committed_runs_of_the_recipe_sweeps_keep_their_digests(compose_cfg, run, monkeypatch):
+    # An unfinished sweep resumes only if its jobs compose to the digests they started with.
+    record = json.loads((ROOT / "docs" / "runs" / run / "result.json").read_text())
+    import ssvae.precision
+
+    native = record["config"]["trainer"]["precision"] == "bf16-mixed"
+    monkeypatch.setattr(ssvae.precision, "cpu_has_native_bf16", lambda: native)
+    overrides = [o for o in record["overrides"] if not o.startswith("data.root")]
+    assert fingerprint(compose_cfg(*overrides)) == record["fingerprint"]
