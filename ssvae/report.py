@@ -422,6 +422,91 @@ def plot_error_vs_labels(rows: Sequence[dict[str, Any]], paper: bool = False) ->
     return buffer.getvalue()
 
 
+# --- The leaderboard: one row per data set, label count and model, at the model's best recipe.
+
+
+# Overrides a reader need not type to reproduce a row: where and how fast it ran, the seed
+# (the row's seeds are given as one sweep), and a curve's time budget (it records, not changes).
+def _reproducing(overrides: Iterable[str]) -> list[str]:
+    kept = []
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key == "seed" or is_plumbing(key) or key.startswith(("hydra.", "callbacks.")):
+            continue
+        if override not in kept:
+            kept.append(override)
+    return kept
+
+
+def device_of_record(record: dict[str, Any]) -> str:
+    """The device a run recorded (``device``, since 2026-12-03); older runs: GPU where the run
+    asked for one, else CPU (every older run here without an accelerator ran on a CPU)."""
+    if record.get("device"):
+        return str(record["device"])
+    accelerator = ((record.get("config") or {}).get("trainer") or {}).get("accelerator")
+    return "GPU" if accelerator in ("gpu", "cuda") else "CPU"
+
+
+def leaderboard(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (data set, labels, model), the variant with the most finished seeds and, among those,
+    the lowest mean *validation* error (never the test error: that would pick on test): its
+    test error mean ± std, minutes per run, device and the command that reproduces it."""
+    variants: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for record in results:
+        if record.get("status") == "ok":
+            variants[_group_key(record)].append(record)
+    best: dict[tuple, tuple[tuple, list[dict[str, Any]]]] = {}
+    for (dataset, model, variant, num_labels), records in variants.items():
+        val_errors = [1 - r["best_val_acc"] for r in records if r.get("best_val_acc") is not None]
+        val = statistics.fmean(val_errors) if len(val_errors) == len(records) else math.inf
+        rank = (-len({r["seed"] for r in records}), val, variant)
+        key = (dataset, num_labels, model)
+        if key not in best or rank < best[key][0]:
+            best[key] = (rank, records)
+    rows = []
+    for (dataset, num_labels, model), (_, records) in best.items():
+        records = sorted(records, key=lambda r: r["seed"])
+        err_mean, err_std = _mean_std([r["test_err"] for r in records])
+        minutes = [m for m in (run_minutes(r) for r in records) if m is not None]
+        seeds = ",".join(str(r["seed"]) for r in records)
+        spellings = sorted((_reproducing(r.get("overrides", [])) for r in records), key=len)
+        flag = "-m " if len(records) > 1 else ""
+        command = " ".join(["ssvae-train", flag + " ".join(spellings[0]), f"seed={seeds}"])
+        rows.append(
+            {
+                "dataset": dataset,
+                "num_labels": num_labels,
+                "model": model,
+                "err_mean": err_mean,
+                "err_std": err_std,
+                "runs": len(records),
+                "minutes": statistics.fmean(minutes) if minutes else math.nan,
+                "device": " / ".join(sorted({device_of_record(r) for r in records})),
+                "command": " ".join(command.split()),
+            }
+        )
+    rows.sort(key=lambda r: (r["dataset"], r["num_labels"], r["err_mean"], r["model"]))
+    return rows
+
+
+def leaderboard_markdown(rows: Sequence[dict[str, Any]], paper: bool = False) -> str:
+    """The leaderboard as a Markdown table (the README's is this text)."""
+    head = "| data set | labels | model | test error % | seeds | minutes per run | device |"
+    head += " paper's test error % |" if paper else ""
+    lines = [head + " command |", "| --- | ---: | --- | ---: | ---: | ---: | --- |"]
+    lines[1] += " ---: |" * paper + " --- |"
+    for r in rows:
+        minutes = "—" if math.isnan(r["minutes"]) else f"{r['minutes']:.0f}"
+        published = paper_error(r["dataset"], r["model"], r["num_labels"]) if paper else None
+        extra = (" — |" if published is None else f" {published:.2f} |") if paper else ""
+        lines.append(
+            f"| {r['dataset']} | {r['num_labels']} | {r['model']} | "
+            f"{_pct(r['err_mean'], r['err_std'])} | {r['runs']} | {minutes} | {r['device']} |"
+            f"{extra} `{r['command']}` |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def write_report(
     folders: Sequence[Path],
     out_dir: Path | None = None,
@@ -459,10 +544,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         "nll_calibrated, ece_calibrated, temperature), how well x is modelled (elbo, log_px) "
         "and wall minutes per run (minutes)",
     )
+    parser.add_argument(
+        "--leaderboard",
+        action="store_true",
+        help="instead of the table: one row per data set, label count and model at its best "
+        "recipe (most seeds, then lowest validation error), with minutes, device and command; "
+        "written to leaderboard.md in --out (default: the first folder)",
+    )
     args = parser.parse_args(argv)
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         parser.error(f"not a folder: {', '.join(missing)}")
+    if args.leaderboard:
+        text = leaderboard_markdown(leaderboard(collect_results(args.folders)), args.paper)
+        write_text_atomic(Path(args.out or args.folders[0]) / "leaderboard.md", text)
+        print(text)
+        return
     rows = write_report(args.folders, args.out, args.paper, args.columns)
     print(to_markdown(rows, args.columns, args.paper))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import platform
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,24 @@ def check_output_dir(output_dir: Path) -> None:
             f"output folder {output_dir} is not writable ({exc.strerror or exc}); "
             "choose another with hydra.run.dir=... or hydra.sweep.dir=..."
         ) from exc
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def device_of(root_device: torch.device, processes: int = 1) -> str:
+    """What a run trained on, for tables: the GPU's name, or the CPU's and torch's threads
+    (speeds differ between machines, so a number's device belongs beside it)."""
+    if root_device.type == "cuda":
+        name = torch.cuda.get_device_name(root_device)
+        return f"GPU: {name}" + (f" x{processes}" if processes > 1 else "")
+    threads = torch.get_num_threads()
+    return f"CPU: {cpu_name()}, {threads} thread{'s' if threads > 1 else ''}"

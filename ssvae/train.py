@@ -40,6 +40,7 @@ from ssvae.runs import (
     RESULT_FILE,
     check_identity,
     check_output_dir,
+    device_of,
     fingerprint,
     finished_result,
     resumable_checkpoint,
@@ -243,6 +244,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         steps=fitted.steps,
         fit_time_s=fit_time,
         wall_time_s=time.perf_counter() - start,
+        device=device_of(trainer.strategy.root_device, trainer.world_size),
     )
     record.update(log_likelihood(int(cfg.get("log_likelihood_samples") or 0), model, datamodule))
     calibrate(cfg, model, datamodule, record, output_dir)

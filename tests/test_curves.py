@@ -58,6 +58,8 @@ def test_budget_stops_training(compose_cfg, tmp_path):
     )
     record = train(cfg)
     assert record["epochs"] == 1
+    # The device is recorded beside the numbers (the leaderboard shows it).
+    assert record["device"].startswith("CPU: ") and "thread" in record["device"]
     assert len(json.loads((tmp_path / "run" / CURVE_FILE).read_text())["points"]) == 1
 
 
