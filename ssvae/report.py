@@ -447,13 +447,21 @@ def device_of_record(record: dict[str, Any]) -> str:
     return "GPU" if accelerator in ("gpu", "cuda") else "CPU"
 
 
-def leaderboard(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def leaderboard(
+    results: Iterable[dict[str, Any]],
+    datasets: Sequence[str] = (),
+    labels: Sequence[int] = (),
+) -> list[dict[str, Any]]:
     """Per (data set, labels, model), the variant with the most finished seeds and, among those,
     the lowest mean *validation* error (never the test error: that would pick on test): its
-    test error mean ± std, minutes per run, device and the command that reproduces it."""
+    test error mean ± std, minutes per run, device and the command that reproduces it.
+    ``datasets`` and ``labels``, where given, keep only those rows."""
     variants: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for record in results:
-        if record.get("status") == "ok":
+        wanted = (not datasets or record["dataset"] in datasets) and (
+            not labels or record["num_labels"] in labels
+        )
+        if wanted and record.get("status") == "ok":
             variants[_group_key(record)].append(record)
     best: dict[tuple, tuple[tuple, list[dict[str, Any]]]] = {}
     for (dataset, model, variant, num_labels), records in variants.items():
@@ -551,12 +559,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         "recipe (most seeds, then lowest validation error), with minutes, device and command; "
         "written to leaderboard.md in --out (default: the first folder)",
     )
+    parser.add_argument("--dataset", nargs="+", default=[], help="leaderboard: only these")
+    parser.add_argument("--labels", nargs="+", type=int, default=[], help="leaderboard: only these")
     args = parser.parse_args(argv)
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         parser.error(f"not a folder: {', '.join(missing)}")
     if args.leaderboard:
-        text = leaderboard_markdown(leaderboard(collect_results(args.folders)), args.paper)
+        rows = leaderboard(collect_results(args.folders), args.dataset, args.labels)
+        text = leaderboard_markdown(rows, args.paper)
         write_text_atomic(Path(args.out or args.folders[0]) / "leaderboard.md", text)
         print(text)
         return

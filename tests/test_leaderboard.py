@@ -72,3 +72,21 @@ def test_the_committed_leaderboard_is_the_reports_output(tmp_path, capsys):
         "docs/leaderboard.md is stale: ssvae-report docs/runs --leaderboard --paper --out docs"
     )
     assert "| mnist | 100 | ladder |" in rebuilt
+
+
+def test_the_readmes_leaderboard_is_the_reports_output():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "readme_leaderboard", ROOT / "scripts" / "readme_leaderboard.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    readme = (ROOT / "README.md").read_text()
+    assert "<!-- leaderboard: --dataset mnist --labels 100 -->" in readme
+    assert script.filled(readme, ROOT / "docs" / "runs") == readme, (
+        "README's leaderboard is stale: python scripts/readme_leaderboard.py"
+    )
+    # And a stale block is noticed.
+    stale = readme.replace("| mnist | 100 | ladder | 1.09", "| mnist | 100 | ladder | 9.99")
+    assert stale != readme and script.filled(stale, ROOT / "docs" / "runs") == readme
