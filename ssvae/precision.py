@@ -4,9 +4,9 @@ Measured (docs/speed.md, docs/ablation.md): on a CPU with native bf16 (AVX512-BF
 bf16-mixed runs an M2 or M1+M2 step 1.3-1.8x faster than fp32, and M1+M2 at 100 MNIST labels
 ends as accurate over three seeds (4.61 +- 0.08 % against fp32's 4.67 +- 0.26 %). Elsewhere fp32:
 that speed-up needs the native instructions, and on the lent GPU, at MNIST's sizes, bf16 autocast
-was slower than fp32. On digits bf16 cost M2 about 0.4 points (README), so the global default,
-``conf/trainer/default.yaml``, stays 32-true and the MNIST experiments ask for
-``precision: ${bf16_where_native:${.accelerator}}``. The value is resolved when the job starts
+was slower than fp32. On digits bf16 cost M2 about 0.4 points (docs/training.md, "Precision"),
+so the global default, ``conf/trainer/default.yaml``, stays 32-true and the MNIST experiments ask
+for ``precision: ${bf16_where_native:${.accelerator}}``. The value is resolved when the job starts
 and is part of the run's settings digest, so runs on machines that resolve it differently are
 told apart.
 """
