@@ -15,7 +15,12 @@ import sys
 from pathlib import Path
 
 from ssvae.io import write_text_atomic
-from ssvae.report import collect_results, leaderboard, leaderboard_markdown
+from ssvae.report import (
+    add_leaderboard_filters,
+    collect_results,
+    leaderboard,
+    leaderboard_markdown,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"(<!-- leaderboard: (.*?) -->\n)(.*?)(<!-- /leaderboard -->)", re.S)
@@ -27,8 +32,7 @@ def filled(readme: str, runs: Path) -> str:
 
     def table(match: re.Match) -> str:
         parser = argparse.ArgumentParser()
-        parser.add_argument("--dataset", nargs="+", default=[])
-        parser.add_argument("--labels", nargs="+", type=int, default=[])
+        add_leaderboard_filters(parser)
         args = parser.parse_args(match.group(2).split())
         rows = leaderboard(results, args.dataset, args.labels)
         return match.group(1) + leaderboard_markdown(rows, paper=True) + match.group(4)

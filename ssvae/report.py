@@ -83,14 +83,22 @@ def paper_error(dataset: str, model: str, num_labels: int) -> float | None:
     return PAPER_TABLE1[model][1].get(num_labels)
 
 
+def _key_of(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _settings_overrides(overrides: Iterable[str]) -> list[str]:
+    """The overrides that change what a run computes: less plumbing and Hydra's own."""
+    return [
+        o for o in overrides if not is_plumbing(_key_of(o)) and not _key_of(o).startswith("hydra.")
+    ]
+
+
 def variant_of(overrides: Iterable[str]) -> str:
     """The command-line overrides that set a run apart from others of its model and data set."""
-    kept = []
-    for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
-        if key not in TABLE_AXES and not is_plumbing(key) and not key.startswith("hydra."):
-            kept.append(override)
-    return " ".join(sorted(kept))
+    return " ".join(
+        sorted(o for o in _settings_overrides(overrides) if _key_of(o) not in TABLE_AXES)
+    )
 
 
 def _group_key(record: dict[str, Any]) -> tuple:
@@ -428,14 +436,19 @@ def plot_error_vs_labels(rows: Sequence[dict[str, Any]], paper: bool = False) ->
 # Overrides a reader need not type to reproduce a row: where and how fast it ran, the seed
 # (the row's seeds are given as one sweep), and a curve's time budget (it records, not changes).
 def _reproducing(overrides: Iterable[str]) -> list[str]:
-    kept = []
-    for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
-        if key == "seed" or is_plumbing(key) or key.startswith(("hydra.", "callbacks.")):
-            continue
-        if override not in kept:
-            kept.append(override)
-    return kept
+    kept = (
+        o
+        for o in _settings_overrides(overrides)
+        if _key_of(o) != "seed" and not _key_of(o).startswith("callbacks.")
+    )
+    return list(dict.fromkeys(kept))  # once each, in the order given
+
+
+def add_leaderboard_filters(parser: argparse.ArgumentParser) -> None:
+    """``--dataset`` and ``--labels``: the leaderboard rows to keep (``ssvae-report`` and the
+    README's leaderboard blocks, scripts/readme_leaderboard.py, read the same options)."""
+    parser.add_argument("--dataset", nargs="+", default=[], help="leaderboard: only these")
+    parser.add_argument("--labels", nargs="+", type=int, default=[], help="leaderboard: only these")
 
 
 def device_of_record(record: dict[str, Any]) -> str:
@@ -467,7 +480,7 @@ def leaderboard(
     for (dataset, model, variant, num_labels), records in variants.items():
         val_errors = [1 - r["best_val_acc"] for r in records if r.get("best_val_acc") is not None]
         val = statistics.fmean(val_errors) if len(val_errors) == len(records) else math.inf
-        rank = (-len({r["seed"] for r in records}), val, variant)
+        rank = (-len(records), val, variant)  # one record per seed (collect_results)
         key = (dataset, num_labels, model)
         if key not in best or rank < best[key][0]:
             best[key] = (rank, records)
@@ -559,8 +572,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "recipe (most seeds, then lowest validation error), with minutes, device and command; "
         "written to leaderboard.md in --out (default: the first folder)",
     )
-    parser.add_argument("--dataset", nargs="+", default=[], help="leaderboard: only these")
-    parser.add_argument("--labels", nargs="+", type=int, default=[], help="leaderboard: only these")
+    add_leaderboard_filters(parser)
     args = parser.parse_args(argv)
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -75,3 +76,15 @@ def run_train(cwd: Path, *args: str, timeout: int = 300) -> subprocess.Completed
     return subprocess.run(
         train_command(*args), capture_output=True, text=True, cwd=cwd, timeout=timeout
     )
+
+
+@pytest.fixture
+def cpu_bf16(monkeypatch):
+    """Pretend this CPU does (True) or does not (False) have native bf16, without CUDA."""
+
+    def _set(native: bool) -> None:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+    return _set

@@ -9,18 +9,6 @@ from ssvae.runs import fingerprint
 MNIST_RECIPES = ["table1", "table1_m2", "m2_mnist", "adgm_mnist", "sdgm_100", "m1m2_100"]
 
 
-@pytest.fixture
-def cpu_bf16(monkeypatch):
-    """Pretend this CPU does (True) or does not (False) have native bf16, without CUDA."""
-
-    def _set(native: bool) -> None:
-        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
-        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-
-    return _set
-
-
 def test_bf16_only_on_a_cpu_that_computes_it_natively(cpu_bf16):
     cpu_bf16(True)
     assert precision.cpu_has_native_bf16()

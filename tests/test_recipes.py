@@ -96,12 +96,9 @@ def test_every_recipe_file_names_a_data_set_and_model_that_exist():
         "baselines_100/experiment=vat_100,seed=0",
     ],
 )
-def test_committed_runs_of_the_recipe_sweeps_keep_their_digests(compose_cfg, run, monkeypatch):
+def test_committed_runs_of_the_recipe_sweeps_keep_their_digests(compose_cfg, run, cpu_bf16):
     # An unfinished sweep resumes only if its jobs compose to the digests they started with.
     record = json.loads((ROOT / "docs" / "runs" / run / "result.json").read_text())
-    import ssvae.precision
-
-    native = record["config"]["trainer"]["precision"] == "bf16-mixed"
-    monkeypatch.setattr(ssvae.precision, "cpu_has_native_bf16", lambda: native)
+    cpu_bf16(record["config"]["trainer"]["precision"] == "bf16-mixed")  # as where it ran
     overrides = [o for o in record["overrides"] if not o.startswith("data.root")]
     assert fingerprint(compose_cfg(*overrides)) == record["fingerprint"]
