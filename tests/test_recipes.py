@@ -22,6 +22,7 @@ RECIPE_SWEEPS = {
     "vat": "vat_100",
     "ladder": "ladder_100",
     "mean_teacher": "mean_teacher_100",
+    "m2_vat": "m2_vat_100",
 }
 
 

@@ -1,0 +1,86 @@
+"""M2 with VAT on its classifier: the added term, the ablation without the bound, a short run."""
+
+import pytest
+import torch
+
+from ssvae.errors import ConfigError
+from ssvae.models.m2 import M2
+from ssvae.models.m2_vat import M2VAT
+from ssvae.models.vat import adversarial_direction, kl_from_logits
+from ssvae.train import train
+
+SIZES = {"x_dim": 6, "num_classes": 3, "num_labeled": 4, "num_unlabeled": 8}
+
+
+def _model(**settings) -> M2VAT:
+    torch.manual_seed(0)
+    return M2VAT(**SIZES, z_dim=2, hidden_dims=[5], likelihood="gaussian", **settings)
+
+
+def _batch() -> dict:
+    generator = torch.Generator().manual_seed(1)
+    x_l, x_u = torch.randn(4, 6, generator=generator), torch.randn(8, 6, generator=generator)
+    return {"labeled": (x_l, torch.tensor([0, 1, 2, 0])), "unlabeled": x_u}
+
+
+def test_the_loss_is_m2s_plus_the_weighted_lds():
+    model, batch = _model(vat_weight=0.5, epsilon=0.7), _batch()
+    torch.manual_seed(5)
+    terms = model.loss_terms(batch)
+    torch.manual_seed(5)
+    m2_terms = M2.loss_terms(model, batch)  # the same draws: M2's bound first, then VAT's start
+    x_u = batch["unlabeled"]
+    clean = model.classifier(x_u)
+    d = adversarial_direction(model.classifier, x_u, clean, 1e-6, 1)
+    lds = kl_from_logits(clean, model.classifier(x_u + 0.7 * d)).mean()
+    # M2's classification weight at 4 of 12 images labeled, balanced: 0.1 * 12 / 4.
+    assert model.weights["classify"] == pytest.approx(0.3)
+    assert terms["lds"].item() == pytest.approx(lds.item(), rel=1e-5)
+    assert lds.item() > 0
+    want = m2_terms["loss"] + 0.5 * 0.3 * lds
+    assert terms["loss"].item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_at_vat_weight_zero_it_is_m2():
+    model, batch = _model(vat_weight=0.0), _batch()
+    torch.manual_seed(5)
+    terms = model.loss_terms(batch)
+    torch.manual_seed(5)
+    assert "lds" not in terms
+    assert torch.equal(terms["loss"], M2.loss_terms(model, batch)["loss"])
+
+
+def test_without_the_bound_only_the_classifier_learns():
+    model, batch = _model(bound=False), _batch()
+    terms = model.loss_terms(batch)
+    assert set(terms) == {"loss", "class_nll", "lds"}
+    want = model.weights["classify"] * (terms["class_nll"] + terms["lds"])
+    assert terms["loss"].item() == pytest.approx(want.item(), rel=1e-6)
+    terms["loss"].backward()
+    assert all(p.grad is None for p in model.decoder.parameters())
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.classifier.parameters())
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("epsilon", 0.0), ("xi", -1.0), ("vat_weight", -1.0)]
+)
+def test_bad_settings_name_their_field(field, value):
+    with pytest.raises(ConfigError, match=f"model.{field}="):
+        _model(**{field: value})
+
+
+def test_the_settings_are_kept_in_the_checkpoints_hyperparameters():
+    model = _model(vat_weight=0.5, epsilon=0.7, bound=False)
+    assert model.hparams.vat_weight == 0.5 and model.hparams.epsilon == 0.7
+    assert model.hparams.bound is False and model.hparams.z_dim == 2
+
+
+# Supervised network on digits at 50 labels, 30 epochs: 82-94 % test accuracy (test_models).
+SUPERVISED_FLOOR = 0.8
+
+
+def test_a_short_digits_run_beats_the_supervised_network(compose_cfg):
+    record = train(compose_cfg("model=m2_vat", "data.num_labels=50", "trainer.max_epochs=20"))
+    assert record["status"] == "ok" and record["test_acc"] > SUPERVISED_FLOOR
+    assert record["model"] == "m2_vat"
