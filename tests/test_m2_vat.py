@@ -62,9 +62,7 @@ def test_without_the_bound_only_the_classifier_learns():
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.classifier.parameters())
 
 
-@pytest.mark.parametrize(
-    ("field", "value"), [("epsilon", 0.0), ("xi", -1.0), ("vat_weight", -1.0)]
-)
+@pytest.mark.parametrize(("field", "value"), [("epsilon", 0.0), ("xi", -1.0), ("vat_weight", -1.0)])
 def test_bad_settings_name_their_field(field, value):
     with pytest.raises(ConfigError, match=f"model.{field}="):
         _model(**{field: value})
