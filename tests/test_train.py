@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -305,3 +306,16 @@ def test_compile_trains_the_same_job_and_counts_as_plumbing(compose_cfg):
     assert record["fingerprint"] == fingerprint(
         compose_cfg("trainer.max_epochs=1", "model.hidden_dims=[16]")
     )
+
+
+def test_main_job_is_the_digits_sweep_at_50_epochs(compose_cfg):
+    # The README's command 1: the same models, labels, seeds and launcher as digits_sweep, which
+    # stays at 100 epochs so that the lab notes' commands still compose to what they ran.
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        main = compose("config", overrides=["experiment=digits_main"], return_hydra_config=True)
+        sweep = compose("config", overrides=["experiment=digits_sweep"], return_hydra_config=True)
+    assert (main.trainer.max_epochs, sweep.trainer.max_epochs) == (50, 100)
+    assert main.hydra.sweeper.params == sweep.hydra.sweeper.params
+    assert main.hydra.sweeper.params.model == "m2,ladder,supervised"
+    assert main.hydra.launcher._target_.endswith("JoblibLauncher") and main.num_threads == 1
+    check_config(compose_cfg("experiment=digits_main"))
