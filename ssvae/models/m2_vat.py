@@ -36,7 +36,7 @@ class M2VAT(M2):
         self,
         *,
         vat_weight: float = 1.0,
-        epsilon: float = 2.0,
+        epsilon: float = 0.5,
         xi: float = 1e-6,
         power_iterations: int = 1,
         bound: bool = True,
