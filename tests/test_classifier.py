@@ -1,6 +1,7 @@
 """ssvae.SemiSupervisedClassifier: scikit-learn's API over the CLI's training."""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,3 +89,13 @@ def test_inputs_it_cannot_use_fail_clearly():
 )
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_the_estimator_page_shows_the_example_script_as_it_is():
+    # docs/estimator.md's output came from scripts/estimator_example.py: the page's code block
+    # must be that script (less its docstring), or the output beside it is not what it prints.
+    root = Path(__file__).resolve().parent.parent
+    page = (root / "docs" / "estimator.md").read_text()
+    shown = page.split("```python\n", 1)[1].split("```", 1)[0]
+    script = (root / "scripts" / "estimator_example.py").read_text()
+    assert shown.strip() == script.split('"""', 2)[2].strip()
