@@ -105,11 +105,13 @@ def initialize(module: nn.Module, init: str) -> None:
                 nn.init.normal_(layer.bias, 0.0, small)
 
 
-def check_layer_sizes(hidden_dims: Sequence[int], z_dim: int) -> list[int]:
-    """Validate ``model.hidden_dims`` and ``model.z_dim`` and return the widths as a list."""
+def check_layer_sizes(
+    hidden_dims: Sequence[int], z_dim: int, field: str = "model.hidden_dims"
+) -> list[int]:
+    """Validate ``model.hidden_dims`` (or ``field``) and ``model.z_dim``; the widths as a list."""
     widths = list(hidden_dims)
     if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w <= 0 for w in widths):
-        raise ConfigError(f"model.hidden_dims={widths} must be a non-empty list of positive ints")
+        raise ConfigError(f"{field}={widths} must be a non-empty list of positive ints")
     if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim <= 0:
         raise ConfigError(f"model.z_dim={z_dim} must be a positive integer")
     return widths

@@ -23,8 +23,13 @@ def _batch() -> dict:
     return {"labeled": (x_l, torch.tensor([0, 1, 2, 0])), "unlabeled": x_u}
 
 
-def test_the_loss_is_m2s_plus_the_weighted_lds():
-    model, batch = _model(vat_weight=0.5, epsilon=0.7), _batch()
+# M2's own classifier, and VAT's batch-normalised one with hidden noise.
+CLASSIFIERS = {"m2": {}, "batch_norm": {"classifier_dims": [5, 4], "classifier_noise_std": 0.3}}
+
+
+@pytest.mark.parametrize("classifier", sorted(CLASSIFIERS))
+def test_the_loss_is_m2s_plus_the_weighted_lds(classifier):
+    model, batch = _model(vat_weight=0.5, epsilon=0.7, **CLASSIFIERS[classifier]), _batch()
     torch.manual_seed(5)
     terms = model.loss_terms(batch)
     torch.manual_seed(5)
@@ -62,7 +67,38 @@ def test_without_the_bound_only_the_classifier_learns():
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.classifier.parameters())
 
 
-@pytest.mark.parametrize(("field", "value"), [("epsilon", 0.0), ("xi", -1.0), ("vat_weight", -1.0)])
+def test_classifier_dims_give_q_y_x_vats_batch_normalised_network():
+    from ssvae.nets import BatchNormMLP, batch_norms
+
+    model = _model(**CLASSIFIERS["batch_norm"])
+    assert isinstance(model.classifier, BatchNormMLP) and len(batch_norms(model.classifier)) == 3
+    assert model.classifier(torch.zeros(2, 6)).shape == (2, 3)
+    assert not batch_norms(_model().classifier)
+
+
+def test_before_validation_its_batch_norm_averages_are_those_over_the_training_images():
+    from types import SimpleNamespace
+
+    from ssvae.nets import batch_norms, recompute_running_stats
+
+    model = _model(**CLASSIFIERS["batch_norm"]).eval()
+    images = torch.randn(40, 6, generator=torch.Generator().manual_seed(3))
+    model._trainer = SimpleNamespace(datamodule=SimpleNamespace(training_inputs=lambda: [images]))
+    model.on_validation_epoch_start()
+    reference = _model(**CLASSIFIERS["batch_norm"])
+    recompute_running_stats(reference.classifier, [images], reference.classifier)
+    pairs = zip(batch_norms(model.classifier), batch_norms(reference.classifier), strict=True)
+    for ours, want in pairs:
+        assert ours.num_batches_tracked == 1
+        torch.testing.assert_close(ours.running_mean, want.running_mean)
+        torch.testing.assert_close(ours.running_var, want.running_var)
+    assert not model.training  # and validation still runs in evaluation mode
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("epsilon", 0.0), ("xi", -1.0), ("vat_weight", -1.0), ("classifier_dims", [])],
+)
 def test_bad_settings_name_their_field(field, value):
     with pytest.raises(ConfigError, match=f"model.{field}="):
         _model(**{field: value})
@@ -78,7 +114,11 @@ def test_the_settings_are_kept_in_the_checkpoints_hyperparameters():
 SUPERVISED_FLOOR = 0.8
 
 
-def test_a_short_digits_run_beats_the_supervised_network(compose_cfg):
-    record = train(compose_cfg("model=m2_vat", "data.num_labels=50", "trainer.max_epochs=20"))
+@pytest.mark.parametrize(
+    "classifier", [[], ["model.classifier_dims=[128,128]"]], ids=["m2", "batch_norm"]
+)
+def test_a_short_digits_run_beats_the_supervised_network(compose_cfg, classifier):
+    cfg = compose_cfg("model=m2_vat", "data.num_labels=50", "trainer.max_epochs=20", *classifier)
+    record = train(cfg)
     assert record["status"] == "ok" and record["test_acc"] > SUPERVISED_FLOOR
     assert record["model"] == "m2_vat"

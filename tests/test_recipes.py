@@ -59,16 +59,20 @@ def test_m2_on_mnist_is_the_measured_recipe_and_recipe_none_the_earlier_default(
 
 def test_a_schedule_chosen_on_the_command_line_wins_over_the_recipes(compose_cfg):
     vat = compose_cfg("data=mnist", "model=vat")
-    assert OmegaConf.to_container(vat.model.scheduler) == {
-        "_target_": "torch.optim.lr_scheduler.ExponentialLR",
+    assert OmegaConf.to_container(vat.model.scheduler, resolve=True) == {
+        "_target_": "torch.optim.lr_scheduler.CosineAnnealingLR",
         "_partial_": True,
-        "gamma": 0.9587,
+        "T_max": 170,
+        "eta_min": 0.0,
     }
-    cosine = compose_cfg("data=mnist", "model=vat", "model/scheduler=cosine")
-    assert cosine.model.scheduler._target_.endswith("CosineAnnealingLR")
-    assert set(cosine.model.scheduler) == {"_target_", "_partial_", "T_max", "eta_min"}
+    step = compose_cfg("data=mnist", "model=vat", "model/scheduler=step")
+    assert step.model.scheduler._target_.endswith("StepLR")
+    assert set(step.model.scheduler) == {"_target_", "_partial_", "step_size", "gamma"}
     # The other recipe values stay.
-    assert cosine.data.unlabeled_batch_size == 250 and cosine.trainer.max_epochs == 250
+    assert step.data.unlabeled_batch_size == 250 and step.trainer.max_epochs == 170
+    # A schedule with a recipe of its own here takes that recipe's values.
+    exponential = compose_cfg("data=mnist", "model=vat", "model/scheduler=exponential")
+    assert exponential.model.scheduler.gamma == 0.9587
     # And an override of a recipe's value wins too.
     assert compose_cfg("data=mnist", "model=vat", "trainer.max_epochs=3").trainer.max_epochs == 3
 
@@ -91,15 +95,22 @@ def test_every_recipe_file_names_a_data_set_and_model_that_exist():
 
 
 @pytest.mark.parametrize(
-    "run",
+    "run, now",
     [
-        "baselines_100/experiment=ladder_100,seed=0",
-        "baselines_100/experiment=vat_100,seed=0",
+        ("baselines_100/experiment=ladder_100,seed=0", None),
+        # The recipe is the cosine that this run chose on the command line.
+        (
+            "vat_100_cosine/scheduler=cosine,seed=0,trainer.max_epochs=170",
+            ["experiment=vat_100", "seed=0"],
+        ),
+        # The authors' schedule it replaced keeps its own experiment.
+        ("vat_100_2018/experiment=vat_100,seed=0", ["experiment=vat_100_2018", "seed=0"]),
     ],
 )
-def test_committed_runs_of_the_recipe_sweeps_keep_their_digests(compose_cfg, run, cpu_bf16):
-    # An unfinished sweep resumes only if its jobs compose to the digests they started with.
+def test_committed_runs_of_the_recipe_sweeps_keep_their_digests(compose_cfg, run, now, cpu_bf16):
+    # An unfinished sweep resumes only if its jobs compose to the digests they started with; a
+    # superseded recipe's run says which command now composes to what it ran.
     record = json.loads((ROOT / "docs" / "runs" / run / "result.json").read_text())
     cpu_bf16(record["config"]["trainer"]["precision"] == "bf16-mixed")  # as where it ran
-    overrides = [o for o in record["overrides"] if not o.startswith("data.root")]
+    overrides = now or [o for o in record["overrides"] if not o.startswith("data.root")]
     assert fingerprint(compose_cfg(*overrides)) == record["fingerprint"]

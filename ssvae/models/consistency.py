@@ -64,12 +64,22 @@ class ConsistencyModule(SemiSupervisedModule):
 
     def recompute_batch_stats(self, inputs: list[torch.Tensor]) -> None:
         """Re-estimate every batch norm's running averages from the clean pass over ``inputs``."""
-        for network, forward in self.clean_passes():
-            batches = (
-                x.to(self.device, self.dtype)
-                for x in itertools.chain.from_iterable(t.split(STATS_BATCH) for t in inputs)
-            )
-            recompute_running_stats(network, batches, forward)
+        recompute_clean_passes(self, self.clean_passes(), inputs)
+
+
+def recompute_clean_passes(
+    module: SemiSupervisedModule,
+    passes: list[tuple[nn.Module, Callable[[torch.Tensor], object]]],
+    inputs: list[torch.Tensor],
+) -> None:
+    """For each (network, forward) pair, re-estimate the network's batch-norm running averages
+    from ``forward`` over ``inputs``, in batches of STATS_BATCH on ``module``'s device."""
+    for network, forward in passes:
+        batches = (
+            x.to(module.device, module.dtype)
+            for x in itertools.chain.from_iterable(t.split(STATS_BATCH) for t in inputs)
+        )
+        recompute_running_stats(network, batches, forward)
 
 
 def training_inputs_of(trainer) -> list[torch.Tensor] | None:

@@ -17,18 +17,28 @@ bound=False leaves L(x, y) and U(x) out: the same classifier, trained by cross-e
 alone (the generative networks then exist but get no gradient). It is the ablation that says
 what the bound adds over the consistency term on the same network and seeds.
 
+classifier_dims (null: M2's own MLP classifier) gives q(y|x) VAT's batch-normalised network
+instead (nets.BatchNormMLP: linear -> batch norm -> ReLU -> Gaussian noise of
+``classifier_noise_std`` per hidden layer), the network VAT's recipe reaches 1.71 % with: M2's
+bound then trains the classifier VAT trains best. Its running averages are re-estimated over the
+training images before each validation, as the consistency baselines do (consistency.py).
+
 epsilon is an L2 distance in the classifier's input space: pixels in [0, 1] (||x|| is about 9.3
 for an MNIST image), or standardised features (||x|| about sqrt(features)).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from ssvae.config_checks import positive_int
 from ssvae.errors import ConfigError
+from ssvae.models.consistency import recompute_clean_passes, training_inputs_of
 from ssvae.models.m2 import M2
 from ssvae.models.vat import adversarial_direction, kl_from_logits
+from ssvae.nets import BatchNormMLP, batch_norms, check_layer_sizes
 
 
 class M2VAT(M2):
@@ -40,6 +50,8 @@ class M2VAT(M2):
         xi: float = 1e-6,
         power_iterations: int = 1,
         bound: bool = True,
+        classifier_dims: Sequence[int] | None = None,
+        classifier_noise_std: float = 0.5,
         **m2_settings,
     ) -> None:
         for field, value in (("epsilon", epsilon), ("xi", xi)):
@@ -49,8 +61,19 @@ class M2VAT(M2):
             raise ConfigError(f"model.vat_weight={vat_weight} must be >= 0")
         positive_int(power_iterations, "model.power_iterations")
         super().__init__(**m2_settings)
+        if classifier_dims is not None:
+            hidden = check_layer_sizes(classifier_dims, 1, field="model.classifier_dims")
+            self.classifier = BatchNormMLP(
+                m2_settings["x_dim"], hidden, self.num_classes, "relu", classifier_noise_std
+            )
         self.vat = {"weight": vat_weight, "epsilon": epsilon, "xi": xi, "steps": power_iterations}
         self.bound = bound
+
+    def on_validation_epoch_start(self) -> None:
+        # A batch-normalised classifier evaluates with averages over every training image.
+        inputs = training_inputs_of(self.trainer) if batch_norms(self.classifier) else None
+        if inputs is not None:
+            recompute_clean_passes(self, [(self.classifier, self.classify)], inputs)
 
     def lds(self, x: torch.Tensor) -> torch.Tensor:
         """Mean KL(q(y|x) || q(y|x + r_adv)) over featurised images x, q(y|x) held constant."""
