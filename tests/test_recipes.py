@@ -100,7 +100,7 @@ def test_every_recipe_file_names_a_data_set_and_model_that_exist():
         ("baselines_100/experiment=ladder_100,seed=0", None),
         # The recipe is the cosine that this run chose on the command line.
         (
-            "vat_100_cosine/scheduler=cosine,seed=0,trainer.max_epochs=170",
+            "vat_100_cosine/experiment=vat_100,model.scheduler=cosine,seed=0,trainer.max_epochs=170",
             ["experiment=vat_100", "seed=0"],
         ),
         # The authors' schedule it replaced keeps its own experiment.
