@@ -362,6 +362,45 @@ def to_markdown(
     return "\n".join(lines) + "\n"
 
 
+def _cell(r: dict[str, Any], paper: bool) -> str:
+    if not r["runs"]:
+        text = "—"
+    else:
+        text = _pct(r["err_mean"], r["err_std"]) if r["runs"] > 1 else f"{100 * r['err_mean']:.2f}"
+        text += "" if r["runs"] == 3 else f" ({r['runs']} seed{'s' * (r['runs'] > 1)})"
+    published = paper_error(r["dataset"], r["model"], r["num_labels"]) if paper else None
+    return text if published is None else f"{text} [{published:.2f}]"
+
+
+def by_labels_markdown(rows: Sequence[dict[str, Any]], paper: bool = False) -> str:
+    """``rows`` (the table's or the leaderboard's) laid out as Kingma et al.'s Table 1: one row
+    per data set, model (and variant, where rows have one), one column per label count; each
+    cell test error % mean ± std over 3 seeds, else how many seeds, and with ``paper`` the
+    published number in brackets. Rows are ordered by the error in their first filled column."""
+    counts = sorted({r["num_labels"] for r in rows})
+    lines_of: dict[tuple, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for r in rows:
+        lines_of[(r["dataset"], r["model"], r.get("variant"))][r["num_labels"]] = r
+    has_variant = any(variant is not None for _, _, variant in lines_of)
+
+    def order(item: tuple) -> tuple:
+        (dataset, model, variant), cells = item
+        first = cells[min(cells)]
+        err = first["err_mean"] if first["runs"] else math.inf
+        return (dataset, min(cells), err, model, variant or "")
+
+    head = "| data set | model |" + " variant |" * has_variant
+    head += "".join(f" {c} labels |" for c in counts)
+    rule = "| --- | --- |" + " --- |" * has_variant + " ---: |" * len(counts)
+    lines = [head, rule]
+    for (dataset, model, variant), cells in sorted(lines_of.items(), key=order):
+        line = f"| {dataset} | {model} |" + f" {variant or 'default'} |" * has_variant
+        for c in counts:
+            line += f" {_cell(cells[c], paper)} |" if c in cells else " |"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 def to_csv(rows: Sequence[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     optional = [f"{c}_{stat}" for c in OPTIONAL_COLUMNS for stat in ("mean", "std")]
@@ -444,11 +483,18 @@ def _reproducing(overrides: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(kept))  # once each, in the order given
 
 
-def add_leaderboard_filters(parser: argparse.ArgumentParser) -> None:
-    """``--dataset`` and ``--labels``: the leaderboard rows to keep (``ssvae-report`` and the
-    README's leaderboard blocks, scripts/readme_leaderboard.py, read the same options)."""
+def add_leaderboard_options(parser: argparse.ArgumentParser) -> None:
+    """``--dataset`` and ``--labels``: the leaderboard rows to keep; ``--by-labels``: its layout
+    (``ssvae-report`` and the docs' leaderboard blocks, scripts/readme_leaderboard.py, read the
+    same options)."""
     parser.add_argument("--dataset", nargs="+", default=[], help="leaderboard: only these")
     parser.add_argument("--labels", nargs="+", type=int, default=[], help="leaderboard: only these")
+    parser.add_argument(
+        "--by-labels",
+        action="store_true",
+        help="also lay the table (results_by_labels.md) or leaderboard (leaderboard_by_labels.md) "
+        "out as Kingma et al.'s Table 1: a row per model, a column per label count",
+    )
 
 
 def device_of_record(record: dict[str, Any]) -> str:
@@ -572,19 +618,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         "recipe (most seeds, then lowest validation error), with minutes, device and command; "
         "written to leaderboard.md in --out (default: the first folder)",
     )
-    add_leaderboard_filters(parser)
+    add_leaderboard_options(parser)
     args = parser.parse_args(argv)
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         parser.error(f"not a folder: {', '.join(missing)}")
     if args.leaderboard:
         rows = leaderboard(collect_results(args.folders), args.dataset, args.labels)
+        out_dir = Path(args.out or args.folders[0])
         text = leaderboard_markdown(rows, args.paper)
-        write_text_atomic(Path(args.out or args.folders[0]) / "leaderboard.md", text)
+        write_text_atomic(out_dir / "leaderboard.md", text)
+        if args.by_labels:
+            text = by_labels_markdown(rows, args.paper)
+            write_text_atomic(out_dir / "leaderboard_by_labels.md", text)
         print(text)
         return
     rows = write_report(args.folders, args.out, args.paper, args.columns)
-    print(to_markdown(rows, args.columns, args.paper))
+    text = to_markdown(rows, args.columns, args.paper)
+    if args.by_labels:
+        text = by_labels_markdown(rows, args.paper)
+        write_text_atomic(Path(args.out or args.folders[0]) / f"{REPORT_STEM}_by_labels.md", text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -90,3 +90,18 @@ def test_the_readmes_leaderboard_is_the_reports_output():
     # And a stale block is noticed.
     stale = readme.replace("| mnist | 100 | ladder | 1.09", "| mnist | 100 | ladder | 9.99")
     assert stale != readme and script.filled(stale, ROOT / "docs" / "runs") == readme
+
+
+def test_table_1_in_the_docs_is_the_reports_output_by_labels():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "readme_leaderboard", ROOT / "scripts" / "readme_leaderboard.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    results = (ROOT / "docs" / "results.md").read_text()
+    assert "<!-- leaderboard: --dataset mnist --by-labels -->" in results
+    assert script.main(["--check"]) == 0, "stale: python scripts/readme_leaderboard.py"
+    # One row per model, a column per label count, the paper's number in brackets.
+    assert "| mnist | m2 | 7.76 ± 1.66 [11.97] | 3.49 ± 0.25 [4.94] |" in results

@@ -10,6 +10,7 @@ import pytest
 from ssvae.report import (
     PAPER_TABLE1,
     aggregate,
+    by_labels_markdown,
     collect_results,
     plot_error_vs_labels,
     to_csv,
@@ -267,3 +268,45 @@ def test_minutes_per_run_count_training_and_m1s_pretraining(tmp_path):
     assert by_model["m1m2"]["minutes_mean"] == pytest.approx(15.0)  # 10 + 5 of pretraining
     table = to_markdown(rows, ["minutes"])
     assert "minutes per run" in table and "| 15 ± " in table
+
+
+def test_by_labels_lays_rows_out_as_table_1(tmp_path, capsys):
+    # M2 on MNIST: 3 seeds at 100 labels, 1 seed at 600; supervised at 100 only (2 seeds).
+    for seed, err in enumerate((0.10, 0.12, 0.14)):
+        _write(
+            tmp_path / f"m2_{seed}",
+            dataset="mnist",
+            num_labels=100,
+            seed=seed,
+            test_acc=1 - err,
+            test_err=err,
+        )
+    _write(
+        tmp_path / "m2_600", dataset="mnist", num_labels=600, seed=0, test_acc=0.95, test_err=0.05
+    )
+    for seed, err in enumerate((0.25, 0.27)):
+        _write(
+            tmp_path / f"nn_{seed}",
+            dataset="mnist",
+            model="supervised",
+            num_labels=100,
+            seed=seed,
+            test_acc=1 - err,
+            test_err=err,
+        )
+    rows = aggregate(collect_results([tmp_path]))
+    assert by_labels_markdown(rows, paper=True).splitlines() == [
+        "| data set | model | variant | 100 labels | 600 labels |",
+        "| --- | --- | --- | ---: | ---: |",
+        # mean ± std over 3 seeds; else the seed count; the paper's number in brackets.
+        "| mnist | m2 | default | 12.00 ± 2.00 [11.97] | 5.00 (1 seed) [4.94] |",
+        "| mnist | supervised | default | 26.00 ± 1.41 (2 seeds) [25.80] | |",
+    ]
+    # The CLI writes it beside the long table, and the leaderboard's has no variant column.
+    from ssvae.report import main
+
+    main([str(tmp_path), "--by-labels", "--out", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "results_by_labels.md").read_text() == by_labels_markdown(rows)
+    main([str(tmp_path), "--leaderboard", "--by-labels", "--out", str(tmp_path / "out")])
+    wide = (tmp_path / "out" / "leaderboard_by_labels.md").read_text()
+    assert wide.splitlines()[2] == "| mnist | m2 | 12.00 ± 2.00 | 5.00 (1 seed) |"
