@@ -10,6 +10,14 @@ Unlabeled (eq. 9): U(x) = E_q(a|x)[sum_y q(y|a,x) L(x, y, a) + H(q(y|a,x))] - ..
 in one batched pass as in M2, a and z reparameterised (``samples`` draws of a per image).
 Labeled images add alpha * -log q(y|a,x); prediction averages q(y|a,x) over ``eval_samples``
 draws of a, in one forward pass for the batch.
+
+Status on MNIST (docs/adgm.md): not a model to pick yet; use SDGM (sdgm.py). At 100 labels the
+authors' setting reached 13.95 % (seed 0, 95 min), worse than M2 (7.76 %), against the paper's
+0.96 %: q(a|x) collapses to its prior (0 of 100 active units, scripts/auxiliary_use.py), so the
+classifier answers the same with a = 0. Tried, none mended it: PyTorch's and the authors'
+Glorot initialisation; q(a|x) frozen at random features of x (``q_a="frozen"``, as in the
+authors' 2015 code: it learns slower per epoch, no better); a KL warm-up (``kl_warmup_epochs``: a stays
+collapsed and the classifier falls to ~45 % error while the warm-up lasts).
 """
 
 from __future__ import annotations
