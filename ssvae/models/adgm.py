@@ -16,8 +16,9 @@ authors' setting reached 13.95 % (seed 0, 95 min), worse than M2 (7.76 %), again
 0.96 %: q(a|x) collapses to its prior (0 of 100 active units, scripts/auxiliary_use.py), so the
 classifier answers the same with a = 0. Tried, none mended it: PyTorch's and the authors'
 Glorot initialisation; q(a|x) frozen at random features of x (``q_a="frozen"``, as in the
-authors' 2015 code: it learns slower per epoch, no better); a KL warm-up (``kl_warmup_epochs``: a stays
-collapsed and the classifier falls to ~45 % error while the warm-up lasts).
+authors' 2015 code: it learns slower per epoch, no better); a KL warm-up
+(``kl_warmup_epochs``: a stays collapsed and the classifier falls to ~45 % error while the
+warm-up lasts).
 """
 
 from __future__ import annotations
