@@ -187,6 +187,17 @@ def test_sdgm_100_sweep_is_the_published_sdgm_at_adam_1e3_with_a_cosine_for_two_
     assert fingerprint(job) == fingerprint(single)
 
 
+def test_sdgm_spread_crosses_the_label_draw_with_the_seed(compose_cfg):
+    # Its jobs with data.seed equal to seed are sdgm_100's finished runs (same digest); the
+    # others keep the labels of data.seed and change only the seed, or the reverse.
+    same = compose_cfg("experiment=sdgm_spread", "seed=1", "data.seed=1")
+    assert same.sweep_name == "sdgm_spread"
+    assert fingerprint(same) == fingerprint(compose_cfg("experiment=sdgm_100", "seed=1"))
+    crossed = compose_cfg("experiment=sdgm_spread", "seed=2", "data.seed=1")
+    assert crossed.data.seed == 1 and crossed.seed == 2
+    assert fingerprint(crossed) != fingerprint(same)
+
+
 def test_m1m2_100_sweep_is_the_m1m2_recipe_over_600_epochs(compose_cfg):
     job = compose_cfg("experiment=m1m2_100", "seed=1")
     check_config(job)
