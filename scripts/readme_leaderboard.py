@@ -30,9 +30,9 @@ BLOCK = re.compile(r"(<!-- leaderboard: (.*?) -->\n)(.*?)(<!-- /leaderboard -->)
 DOCS_WITH_BLOCKS = (ROOT / "README.md", ROOT / "docs" / "results.md")
 
 
-def filled(text: str, runs: Path) -> str:
-    """``text`` with every leaderboard block holding the report's current table."""
-    results = collect_results([runs])
+def filled(text: str, results: list[dict]) -> str:
+    """``text`` with every leaderboard block holding the report's table of ``results`` (the
+    records ``collect_results`` reads from docs/runs)."""
 
     def table(match: re.Match) -> str:
         parser = argparse.ArgumentParser()
@@ -51,10 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", type=Path, default=list(DOCS_WITH_BLOCKS))
     parser.add_argument("--runs", type=Path, default=ROOT / "docs" / "runs")
     args = parser.parse_args(argv)
+    results = collect_results([args.runs])  # read once for every file's blocks
     stale = []
     for path in args.files:
         text = path.read_text()
-        new = filled(text, args.runs)
+        new = filled(text, results)
         if new == text:
             continue
         if args.check:
