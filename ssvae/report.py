@@ -623,21 +623,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         parser.error(f"not a folder: {', '.join(missing)}")
+    out_dir = Path(args.out or args.folders[0])
     if args.leaderboard:
         rows = leaderboard(collect_results(args.folders), args.dataset, args.labels)
-        out_dir = Path(args.out or args.folders[0])
-        text = leaderboard_markdown(rows, args.paper)
-        write_text_atomic(out_dir / "leaderboard.md", text)
-        if args.by_labels:
-            text = by_labels_markdown(rows, args.paper)
-            write_text_atomic(out_dir / "leaderboard_by_labels.md", text)
-        print(text)
-        return
-    rows = write_report(args.folders, args.out, args.paper, args.columns)
-    text = to_markdown(rows, args.columns, args.paper)
-    if args.by_labels:
+        stem, text = "leaderboard", leaderboard_markdown(rows, args.paper)
+        write_text_atomic(out_dir / f"{stem}.md", text)
+    else:
+        rows = write_report(args.folders, out_dir, args.paper, args.columns)
+        stem, text = REPORT_STEM, to_markdown(rows, args.columns, args.paper)
+    if args.by_labels:  # the same rows in Table 1's layout, beside the long table
         text = by_labels_markdown(rows, args.paper)
-        write_text_atomic(Path(args.out or args.folders[0]) / f"{REPORT_STEM}_by_labels.md", text)
+        write_text_atomic(out_dir / f"{stem}_by_labels.md", text)
     print(text)
 
 
