@@ -75,6 +75,7 @@ ADDED_LATER = {
     "model.q_a": "learned",
     "model.kl_warmup_epochs": 0,
     "trainer.gradient_clip_val": None,
+    "model.bound_unlabeled": None,
     "weight_averaging": {},  # weight_averaging=none
 }
 

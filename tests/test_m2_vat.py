@@ -46,6 +46,31 @@ def test_the_loss_is_m2s_plus_the_weighted_lds(classifier):
     assert terms["loss"].item() == pytest.approx(want.item(), rel=1e-5)
 
 
+def test_bound_unlabeled_puts_the_first_images_into_the_bound_and_all_into_vat():
+    model, batch = _model(bound_unlabeled=3), _batch()
+    torch.manual_seed(5)
+    terms = model.loss_terms(batch)
+    x_u = batch["unlabeled"]
+    torch.manual_seed(5)
+    m2_terms = M2.loss_terms(model, {**batch, "unlabeled": x_u[:3]})
+    # U(x) over the first 3 of 8 images, by hand: M2's unlabeled bound, then its mean.
+    torch.manual_seed(5)
+    M2.loss_terms(model, {"labeled": batch["labeled"]})  # the labeled terms' draws come first
+    by_hand = model.unlabeled_elbo(x_u[:3]).mean()
+    assert terms["elbo_unlabeled"].item() == pytest.approx(by_hand.item(), rel=1e-5)
+    clean = model.classifier(x_u)
+    d = adversarial_direction(model.classifier, x_u, clean, 1e-6, 1)
+    lds = kl_from_logits(clean, model.classifier(x_u + 0.5 * d)).mean()  # all 8 images
+    assert terms["lds"].item() == pytest.approx(lds.item(), rel=1e-5)
+    want = m2_terms["loss"] + model.weights["classify"] * lds
+    assert terms["loss"].item() == pytest.approx(want.item(), rel=1e-5)
+    # At the batch's own size it is the whole batch.
+    torch.manual_seed(5)
+    whole = _model(bound_unlabeled=8).loss_terms(batch)["loss"]
+    torch.manual_seed(5)
+    assert whole.item() == pytest.approx(_model().loss_terms(batch)["loss"].item(), rel=1e-6)
+
+
 def test_at_vat_weight_zero_it_is_m2():
     model, batch = _model(vat_weight=0.0), _batch()
     torch.manual_seed(5)
@@ -97,7 +122,13 @@ def test_before_validation_its_batch_norm_averages_are_those_over_the_training_i
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("epsilon", 0.0), ("xi", -1.0), ("vat_weight", -1.0), ("classifier_dims", [])],
+    [
+        ("epsilon", 0.0),
+        ("xi", -1.0),
+        ("vat_weight", -1.0),
+        ("classifier_dims", []),
+        ("bound_unlabeled", 0),
+    ],
 )
 def test_bad_settings_name_their_field(field, value):
     with pytest.raises(ConfigError, match=f"model.{field}="):

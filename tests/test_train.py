@@ -198,6 +198,32 @@ def test_sdgm_spread_crosses_the_label_draw_with_the_seed(compose_cfg):
     assert fingerprint(crossed) != fingerprint(same)
 
 
+def test_m2_vat_bn_100_is_the_screened_m2_vat_setting_on_vats_network(compose_cfg):
+    # The experiment names the command line the screens ran (docs/baselines.md), so a full run
+    # and its screen differ only in their budget.
+    job = compose_cfg("experiment=m2_vat_bn_100", "seed=1", "model.bound=false")
+    check_config(job)
+    assert job.model._target_.endswith("M2VAT") and job.sweep_name == "m2_vat_bn_100"
+    assert job.model.scheduler.T_max == job.trainer.max_epochs == 170
+    assert job.trainer.max_time == "00:03:00:00" and job.model.bound is False
+    command_line = compose_cfg(
+        "experiment=m2_vat_100",
+        "seed=1",
+        "model.bound=false",
+        "model.classifier_dims=[1200,600,300,150]",
+        "model.classifier_noise_std=0.5",
+        "model.epsilon=5.0",
+        "model.binarize=false",
+        "data.unlabeled_batch_size=250",
+        "model.optimizer.lr=2e-3",
+        "model/scheduler=cosine",
+        "trainer.max_epochs=170",
+        "model.alpha_scale=1.0",
+        "trainer.max_time=00:03:00:00",
+    )
+    assert fingerprint(job) == fingerprint(command_line)
+
+
 def test_m1m2_100_sweep_is_the_m1m2_recipe_over_600_epochs(compose_cfg):
     job = compose_cfg("experiment=m1m2_100", "seed=1")
     check_config(job)

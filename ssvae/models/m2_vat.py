@@ -17,6 +17,12 @@ bound=False leaves L(x, y) and U(x) out: the same classifier, trained by cross-e
 alone (the generative networks then exist but get no gradient). It is the ablation that says
 what the bound adds over the consistency term on the same network and seeds.
 
+bound_unlabeled (null: all) puts only the first that many unlabeled images of each batch into
+U(x), VAT still seeing them all: the batches are shuffled, so the mean over them estimates the
+mean over the batch without bias, and U(x), ten class-conditional bounds per image, is what
+makes a step with the bound twice the cost of one without (0.41 against 0.18 min per MNIST
+epoch at 250 unlabeled images per step).
+
 classifier_dims (null: M2's own MLP classifier) gives q(y|x) VAT's batch-normalised network
 instead (nets.BatchNormMLP: linear -> batch norm -> ReLU -> Gaussian noise of
 ``classifier_noise_std`` per hidden layer), the network VAT's recipe reaches 1.71 % with: M2's
@@ -52,6 +58,7 @@ class M2VAT(M2):
         bound: bool = True,
         classifier_dims: Sequence[int] | None = None,
         classifier_noise_std: float = 0.5,
+        bound_unlabeled: int | None = None,
         **m2_settings,
     ) -> None:
         for field, value in (("epsilon", epsilon), ("xi", xi)):
@@ -60,6 +67,8 @@ class M2VAT(M2):
         if not vat_weight >= 0:
             raise ConfigError(f"model.vat_weight={vat_weight} must be >= 0")
         positive_int(power_iterations, "model.power_iterations")
+        if bound_unlabeled is not None:
+            positive_int(bound_unlabeled, "model.bound_unlabeled")
         super().__init__(**m2_settings)
         if classifier_dims is not None:
             hidden = check_layer_sizes(classifier_dims, 1, field="model.classifier_dims")
@@ -68,6 +77,7 @@ class M2VAT(M2):
             )
         self.vat = {"weight": vat_weight, "epsilon": epsilon, "xi": xi, "steps": power_iterations}
         self.bound = bound
+        self.bound_unlabeled = bound_unlabeled
 
     def on_validation_epoch_start(self) -> None:
         # A batch-normalised classifier evaluates with averages over every training image.
@@ -82,13 +92,16 @@ class M2VAT(M2):
         return kl_from_logits(clean, self.classifier(x + self.vat["epsilon"] * d)).mean()
 
     def loss_terms(self, batch: dict) -> dict[str, torch.Tensor]:
+        x_u = batch.get("unlabeled")
         if self.bound:
-            terms = super().loss_terms(batch)
+            in_bound = batch
+            if x_u is not None and self.bound_unlabeled is not None:
+                in_bound = {**batch, "unlabeled": x_u[: self.bound_unlabeled]}
+            terms = super().loss_terms(in_bound)
         else:  # the ablation: cross-entropy on the labeled images only, as M2 weighs it
             x_l, y_l = batch["labeled"]
             class_nll = self.class_nll(self.features(x_l), y_l)
             terms = {"loss": self.weights["classify"] * class_nll, "class_nll": class_nll}
-        x_u = batch.get("unlabeled")
         if x_u is not None and self.vat["weight"]:
             lds = self.lds(self.features(x_u))
             weight = self.vat["weight"] * self.weights["classify"]
