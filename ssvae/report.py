@@ -22,6 +22,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from ssvae.io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from ssvae.models.needs import renamed_for_settings
 from ssvae.runs import (
     ADDED_LATER,
     ADDED_LATER_IN_DIGEST,
@@ -105,6 +106,15 @@ def _group_key(record: dict[str, Any]) -> tuple:
     return (record["dataset"], record["model"], record.get("variant", ""), record["num_labels"])
 
 
+def _named_as_its_settings_say(record: dict[str, Any]) -> dict[str, Any]:
+    """The record under the row name its model gives those settings today (M2+VAT without its
+    bound: m2_vat_no_bound), so runs recorded before a model renamed them join their rows."""
+    model_settings = (record.get("config") or {}).get("model")
+    if not isinstance(model_settings, dict) or "_target_" not in model_settings:
+        return record
+    return {**record, "model": renamed_for_settings(record["model"], model_settings)}
+
+
 def collect_results(folders: Iterable[Path]) -> list[dict[str, Any]]:
     """Every readable result record below ``folders``; unreadable ones are skipped with a warning.
 
@@ -122,7 +132,7 @@ def collect_results(folders: Iterable[Path]) -> list[dict[str, Any]]:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("skipping unreadable result %s: %s", path, exc)
                 continue
-            found.append((path.stat().st_mtime, record))
+            found.append((path.stat().st_mtime, _named_as_its_settings_say(record)))
     records = [record for _, record in found]
     settings = [settings_of(record) for record in records]  # once: both steps compare them
     records = join_same_settings(tell_settings_apart(records, settings), settings)

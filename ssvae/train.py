@@ -32,7 +32,12 @@ from ssvae.config_checks import check_config
 from ssvae.errors import ConfigError, DataError, SsvaeError, TrainingError
 from ssvae.io import write_json_atomic
 from ssvae.measures import calibrate, log_likelihood
-from ssvae.models.needs import facts_taken_by, takes_pretrained_vae
+from ssvae.models.needs import (
+    configured_name,
+    facts_taken_by,
+    name_in_tables,
+    takes_pretrained_vae,
+)
 from ssvae.pretrain import pretrained_vae
 from ssvae.report import variant_of
 from ssvae.runs import (
@@ -65,11 +70,6 @@ def output_dir_of(cfg: DictConfig) -> Path:
 
 # Keys of a model config that are not constructor arguments.
 NOT_MODEL_ARGS = ("name",)
-
-
-def model_name(cfg: DictConfig) -> str:
-    """The model's name in tables: ``model.name``, else its class name in lower case."""
-    return str(cfg.model.get("name") or str(cfg.model._target_).rsplit(".", 1)[-1].lower())
 
 
 def build_callbacks(cfg: DictConfig, output_dir: Path) -> list[L.Callback]:
@@ -167,7 +167,7 @@ def build_model(
     )
     model.pretraining_time_s = pretraining_s  # counted by time-to-accuracy curves
     model.identity = {
-        "model": model_name(cfg),
+        "model": configured_name(cfg.model),
         "dataset": datamodule.name,
         "x_dim": datamodule.x_dim,
         "num_classes": datamodule.num_classes,
@@ -202,7 +202,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     record: dict[str, Any] = {
         "dataset": datamodule.name,
-        "model": model_name(cfg),
+        "model": name_in_tables(cfg.model),
         "num_labels": datamodule.num_labels,
         "label_fraction": cfg.data.label_fraction,
         "seed": cfg.seed,

@@ -135,6 +135,16 @@ def test_bad_settings_name_their_field(field, value):
         _model(**{field: value})
 
 
+def test_without_its_bound_it_is_named_apart_in_results_tables():
+    from ssvae.models.needs import name_in_tables
+
+    settings = {"_target_": "ssvae.models.m2_vat.M2VAT", "name": "m2_vat", "bound": True}
+    assert name_in_tables(settings) == "m2_vat"
+    assert name_in_tables({**settings, "bound": False}) == "m2_vat_no_bound"
+    # A model without the method keeps its configured name, or its class name.
+    assert name_in_tables({"_target_": "ssvae.models.m2.M2"}) == "m2"
+
+
 def test_the_settings_are_kept_in_the_checkpoints_hyperparameters():
     model = _model(vat_weight=0.5, epsilon=0.7, bound=False)
     assert model.hparams.vat_weight == 0.5 and model.hparams.epsilon == 0.7

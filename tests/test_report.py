@@ -74,6 +74,28 @@ def _write_sweep(folder, seeds, acc, alpha, root="/data", **model):
         )
 
 
+def test_a_model_renamed_by_its_settings_gets_its_own_row_old_records_too(tmp_path):
+    # M2+VAT without its bound is its ablation, not the generative model: recorded as "m2_vat"
+    # before the model named it, it joins the m2_vat_no_bound row all the same.
+    target = "ssvae.models.m2_vat.M2VAT"
+    for seed, bound in ((0, True), (0, False), (1, False)):
+        config = {"seed": seed, "model": {"_target_": target, "name": "m2_vat", "bound": bound}}
+        _write(
+            tmp_path / f"{bound}{seed}",
+            model="m2_vat",
+            num_labels=100,
+            seed=seed,
+            test_acc=0.98,
+            test_err=0.02,
+            config=config,
+        )
+    rows = aggregate(collect_results([tmp_path]))
+    assert sorted((r["model"], r["runs"]) for r in rows) == [
+        ("m2_vat", 1),
+        ("m2_vat_no_bound", 2),
+    ]
+
+
 def test_runs_made_with_other_settings_become_variants_of_their_own(tmp_path):
     # Two sweeps of the same command, made before and after a default changed: not re-runs of
     # each other, and not one row. Where the data sits (plumbing), a setting that follows the seed,

@@ -2,12 +2,15 @@
 
 A model names the data facts it needs (``x_dim``, ``num_classes``, ``likelihood``, ...) and, by a
 ``vae`` parameter, M1's pretrained VAE. The entry point supplies what is named, so it holds no
-list of model kinds: adding a model is one model file and one config.
+list of model kinds: adding a model is one model file and one config. A model whose settings
+make it another model in a results table (M2+VAT without its bound) says so by a
+``name_in_tables(name, settings)`` class method.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 from hydra.utils import get_object
@@ -36,3 +39,25 @@ def takes_pretrained_vae(target: str) -> bool:
     """Whether the model builds on M1's VAE (M1, M1+M2): its constructor has a ``vae``."""
     parameters = _parameters(target)
     return parameters is not None and "vae" in parameters
+
+
+def configured_name(model_settings: Mapping[str, Any]) -> str:
+    """The model config's ``name``, else its class name in lower case."""
+    target = str(model_settings["_target_"])
+    return str(model_settings.get("name") or target.rsplit(".", 1)[-1].lower())
+
+
+def name_in_tables(model_settings: Mapping[str, Any]) -> str:
+    """The model's row name in results tables: its configured name, as the model's class renames
+    it for these settings, if it does."""
+    return renamed_for_settings(configured_name(model_settings), model_settings)
+
+
+def renamed_for_settings(name: str, model_settings: Mapping[str, Any]) -> str:
+    """``name`` as the class of ``model_settings["_target_"]`` renames it for those settings
+    (``name_in_tables``); unchanged when the class has no such method or cannot be imported."""
+    try:
+        rename = get_object(str(model_settings["_target_"])).name_in_tables
+    except Exception:  # not importable (an older record) or nothing to rename
+        return name
+    return str(rename(name, model_settings))
