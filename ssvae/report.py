@@ -22,7 +22,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from ssvae.io import write_bytes_atomic, write_json_atomic, write_text_atomic
-from ssvae.models.needs import renamed_for_settings
+from ssvae.models.needs import name_in_tables
 from ssvae.runs import (
     ADDED_LATER,
     ADDED_LATER_IN_DIGEST,
@@ -112,7 +112,8 @@ def _named_as_its_settings_say(record: dict[str, Any]) -> dict[str, Any]:
     model_settings = (record.get("config") or {}).get("model")
     if not isinstance(model_settings, dict) or "_target_" not in model_settings:
         return record
-    return {**record, "model": renamed_for_settings(record["model"], model_settings)}
+    # From the configured name, not the recorded one: records made since already carry it.
+    return {**record, "model": name_in_tables(model_settings)}
 
 
 def collect_results(folders: Iterable[Path]) -> list[dict[str, Any]]:

@@ -78,11 +78,16 @@ def test_a_model_renamed_by_its_settings_gets_its_own_row_old_records_too(tmp_pa
     # M2+VAT without its bound is its ablation, not the generative model: recorded as "m2_vat"
     # before the model named it, it joins the m2_vat_no_bound row all the same.
     target = "ssvae.models.m2_vat.M2VAT"
-    for seed, bound in ((0, True), (0, False), (1, False)):
+    # Seed 1's record was made since, under its new name: it is not renamed twice.
+    for seed, bound, recorded in (
+        (0, True, "m2_vat"),
+        (0, False, "m2_vat"),
+        (1, False, "m2_vat_no_bound"),
+    ):
         config = {"seed": seed, "model": {"_target_": target, "name": "m2_vat", "bound": bound}}
         _write(
             tmp_path / f"{bound}{seed}",
-            model="m2_vat",
+            model=recorded,
             num_labels=100,
             seed=seed,
             test_acc=0.98,

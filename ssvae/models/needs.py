@@ -49,13 +49,8 @@ def configured_name(model_settings: Mapping[str, Any]) -> str:
 
 def name_in_tables(model_settings: Mapping[str, Any]) -> str:
     """The model's row name in results tables: its configured name, as the model's class renames
-    it for these settings, if it does."""
-    return renamed_for_settings(configured_name(model_settings), model_settings)
-
-
-def renamed_for_settings(name: str, model_settings: Mapping[str, Any]) -> str:
-    """``name`` as the class of ``model_settings["_target_"]`` renames it for those settings
-    (``name_in_tables``); unchanged when the class has no such method or cannot be imported."""
+    it for these settings (``name_in_tables(name, settings)``), if it does."""
+    name = configured_name(model_settings)
     try:
         rename = get_object(str(model_settings["_target_"])).name_in_tables
     except Exception:  # not importable (an older record) or nothing to rename
