@@ -102,7 +102,7 @@ def test_the_readmes_leaderboard_is_the_reports_output():
 def test_table_1_in_the_docs_is_the_reports_output_by_labels():
     script = _docs_script()
     results = (ROOT / "docs" / "results.md").read_text()
-    assert "<!-- leaderboard: --dataset mnist --by-labels -->" in results
+    assert "<!-- leaderboard: --dataset mnist --labels 100 600 1000 3000 --by-labels -->" in results
     assert script.main(["--check"]) == 0, "stale: python scripts/readme_leaderboard.py"
     # One row per model, a column per label count, the paper's number in brackets.
     assert "| mnist | m2 | 7.76 ± 1.66 [11.97] | 3.49 ± 0.25 [4.94] |" in results
