@@ -46,6 +46,29 @@ def test_the_loss_is_m2s_plus_the_weighted_lds(classifier):
     assert terms["loss"].item() == pytest.approx(want.item(), rel=1e-5)
 
 
+@pytest.mark.parametrize("bound", [True, False])
+def test_entmin_adds_the_weighted_mean_entropy_of_q_y_given_x(bound):
+    model, batch = _model(vat_weight=0.5, entropy_weight=0.4, bound=bound), _batch()
+    plain = _model(vat_weight=0.5, bound=bound)  # the same initial weights, without EntMin
+    torch.manual_seed(5)
+    terms = model.loss_terms(batch)
+    torch.manual_seed(5)
+    without = plain.loss_terms(batch)  # the same draws
+    # H(q(y|x)) by hand: -sum_y q log q over the softmax of the classifier's logits, then the mean.
+    q = torch.softmax(model.classifier(batch["unlabeled"]), -1)
+    entropy = -(q * torch.log(q)).sum(-1).mean()
+    assert 0 < entropy.item() < torch.log(torch.tensor(3.0)).item()
+    assert terms["entropy"].item() == pytest.approx(entropy.item(), rel=1e-5)
+    assert terms["lds"].item() == pytest.approx(without["lds"].item(), rel=1e-6)
+    want = without["loss"] + 0.4 * model.weights["classify"] * entropy
+    assert terms["loss"].item() == pytest.approx(want.item(), rel=1e-5)
+    assert "entropy" not in without
+    # The entropy trains the classifier: it is not taken on the held-constant prediction.
+    model.zero_grad()
+    terms["entropy"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.classifier.parameters())
+
+
 def test_bound_unlabeled_puts_the_first_images_into_the_bound_and_all_into_vat():
     model, batch = _model(bound_unlabeled=3), _batch()
     torch.manual_seed(5)
@@ -126,6 +149,7 @@ def test_before_validation_its_batch_norm_averages_are_those_over_the_training_i
         ("epsilon", 0.0),
         ("xi", -1.0),
         ("vat_weight", -1.0),
+        ("entropy_weight", -0.5),
         ("classifier_dims", []),
         ("bound_unlabeled", 0),
     ],

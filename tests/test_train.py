@@ -224,6 +224,19 @@ def test_m2_vat_bn_100_is_the_screened_m2_vat_setting_on_vats_network(compose_cf
     assert fingerprint(job) == fingerprint(command_line)
 
 
+def test_m2_vat_entmin_100_is_m2_vat_bn_100_plus_entmin(compose_cfg):
+    job = compose_cfg("experiment=m2_vat_entmin_100", "seed=2", "model.bound=true")
+    check_config(job)
+    assert job.model.entropy_weight == 1.0 and job.sweep_name == "m2_vat_entmin_100"
+    without = compose_cfg("experiment=m2_vat_bn_100", "seed=2", "model.bound=true")
+    assert fingerprint(job) != fingerprint(without)
+    assert fingerprint(job) == fingerprint(
+        compose_cfg(
+            "experiment=m2_vat_bn_100", "seed=2", "model.bound=true", "+model.entropy_weight=1.0"
+        )
+    )
+
+
 def test_m1m2_100_sweep_is_the_m1m2_recipe_over_600_epochs(compose_cfg):
     job = compose_cfg("experiment=m1m2_100", "seed=1")
     check_config(job)

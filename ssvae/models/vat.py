@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ssvae.config_checks import positive_int
+from ssvae.elbo import categorical_entropy
 from ssvae.errors import ConfigError
 from ssvae.models.base import OptimizerFactory, SchedulerFactory
 from ssvae.models.consistency import ConsistencyModule
@@ -117,7 +118,7 @@ class VAT(ConsistencyModule):
             loss = loss + hp.weight * lds
             terms["lds"] = lds
             if hp.entropy_weight:  # VAT + EntMin (Miyato et al. sec. 4.1.2)
-                entropy = -(clean.softmax(-1) * clean.log_softmax(-1)).sum(-1).mean()
+                entropy = categorical_entropy(clean).mean()
                 loss = loss + hp.entropy_weight * entropy
                 terms["entropy"] = entropy
         return {"loss": loss, **terms}
