@@ -180,7 +180,9 @@ SUPERVISED_FLOOR = 0.8
 
 
 @pytest.mark.parametrize(
-    "classifier", [[], ["model.classifier_dims=[128,128]"]], ids=["m2", "batch_norm"]
+    "classifier",
+    [[], ["model.classifier_dims=[128,128]"], ["+model.entropy_weight=1.0"]],
+    ids=["m2", "batch_norm", "entmin"],
 )
 def test_a_short_digits_run_beats_the_supervised_network(compose_cfg, classifier):
     cfg = compose_cfg("model=m2_vat", "data.num_labels=50", "trainer.max_epochs=20", *classifier)
