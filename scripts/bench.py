@@ -28,8 +28,8 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -44,8 +44,9 @@ VAE_Z = 50
 PRECISIONS = ("fp32", "bf16", "bf16-true")
 
 
-def build(model: str, device: torch.device, dtype: torch.dtype = torch.float32):
-    """M2 on pixels, M1+M2's M2 on a 50-d latent, or ADGM / SDGM on pixels (their defaults)."""
+def build(model: str, device: torch.device, dtype: torch.dtype = torch.float32, **adam_options):
+    """M2 on pixels, M1+M2's M2 on a 50-d latent, or ADGM / SDGM on pixels (their defaults),
+    with an Adam optimiser (``adam_options``: e.g. ``fused=True``)."""
     from ssvae.models.adgm import ADGM
     from ssvae.models.m2 import M2
     from ssvae.models.sdgm import SDGM
@@ -58,8 +59,30 @@ def build(model: str, device: torch.device, dtype: torch.dtype = torch.float32):
         likelihood = "bernoulli" if model == "m2" else "gaussian"
         net = M2(x_dim=x_dim, likelihood=likelihood, weighting="paper", **sizes)
     net = net.to(device=device, dtype=dtype)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4, **adam_options)
     return net, opt, x_dim
+
+
+def make_step(net, opt, batch: dict, precision: str, loss_terms=None) -> Callable[[], None]:
+    """One optimiser step (forward, backward, Adam) of ``net`` on ``batch``. ``bf16`` autocasts
+    (fp32 weights); fp32 and bf16-true run as the model is held. ``loss_terms`` replaces the
+    model's own, e.g. by its compiled version."""
+    loss_terms = loss_terms or net.loss_terms
+    device_type = next(net.parameters()).device.type
+
+    def autocast():
+        if precision == "bf16":
+            return torch.autocast(device_type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with autocast():
+            loss = loss_terms(batch)["loss"]
+        loss.backward()
+        opt.step()
+
+    return step
 
 
 def make_batch(
@@ -158,17 +181,7 @@ def run_one(args: argparse.Namespace) -> dict:
     m2, opt, x_dim = build(args.model, device, model_dtype)
     batch = make_batch(x_dim, args.unlabeled, args.model == "m1m2", device, model_dtype)
 
-    def autocast():
-        if args.precision == "bf16":
-            return torch.autocast(device.type, dtype=torch.bfloat16)
-        return nullcontext()
-
-    def step(loss_terms=m2.loss_terms) -> None:
-        opt.zero_grad(set_to_none=True)
-        with autocast():
-            loss = loss_terms(batch)["loss"]
-        loss.backward()
-        opt.step()
+    step = make_step(m2, opt, batch, args.precision)
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -178,8 +191,7 @@ def run_one(args: argparse.Namespace) -> dict:
     if args.compiled == "on":
         # torch.compile (inductor) fuses the elementwise work around the matmuls, which is what
         # keeps the eager bf16 step far above its matmul bound.
-        compiled = torch.compile(m2.loss_terms)
-        step = partial(step, compiled)
+        step = make_step(m2, opt, batch, args.precision, torch.compile(m2.loss_terms))
     for _ in range(args.warmup):
         step()
     sync(device)

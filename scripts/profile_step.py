@@ -16,33 +16,29 @@ import argparse
 import time
 
 import torch
-from bench import build, make_batch
+from bench import build, make_batch, make_step
 from torch.profiler import ProfilerActivity, profile
 
 ADAM_VARIANTS = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
-def make_step(model: str, unlabeled: int, adam_kwargs: dict):
-    """A closure running one bf16-autocast optimiser step of ``model`` on a fixed batch."""
+def bf16_step(model: str, unlabeled: int, adam_options: dict):
+    """bench.py's model, batch and bf16-autocast step on the CPU, with Adam's ``adam_options``."""
     device = torch.device("cpu")
     torch.manual_seed(0)
-    net, _, x_dim = build(model, device)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4, **adam_kwargs)
+    net, opt, x_dim = build(model, device, **adam_options)
     batch = make_batch(x_dim, unlabeled, model == "m1m2", device)
+    return make_step(net, opt, batch, "bf16")
 
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = net.loss_terms(batch)["loss"]
-        loss.backward()
-        opt.step()
 
-    return step
+def warm_up(step, steps: int = 5) -> None:
+    """First steps allocate memory and Adam's state: keep them out of what is measured."""
+    for _ in range(steps):
+        step()
 
 
 def ms_per_step(step, steps: int, repeats: int) -> float:
-    for _ in range(5):  # warm-up: allocator, Adam's state
-        step()
+    warm_up(step)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -67,13 +63,12 @@ def main() -> None:
     if args.compare_adam:
         print("| model | adam | ms per step |\n| --- | --- | ---: |")
         for name, kwargs in ADAM_VARIANTS.items():
-            step = make_step(args.model, args.unlabeled, kwargs)
+            step = bf16_step(args.model, args.unlabeled, kwargs)
             print(f"| {args.model} | {name} | {ms_per_step(step, args.steps, args.repeats):.1f} |")
         return
 
-    step = make_step(args.model, args.unlabeled, {})
-    for _ in range(5):
-        step()
+    step = bf16_step(args.model, args.unlabeled, {})
+    warm_up(step)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(args.steps):
             step()
