@@ -42,19 +42,30 @@ VAE_Z = 50
 
 
 PRECISIONS = ("fp32", "bf16", "bf16-true")
+MODELS = ("m2", "m1m2", "adgm", "sdgm", "m2_vat", "m2_ladder")
 
 
 def build(model: str, device: torch.device, dtype: torch.dtype = torch.float32, **adam_options):
-    """M2 on pixels, M1+M2's M2 on a 50-d latent, or ADGM / SDGM on pixels (their defaults),
-    with an Adam optimiser (``adam_options``: e.g. ``fused=True``)."""
+    """M2 on pixels, M1+M2's M2 on a 50-d latent, ADGM / SDGM on pixels (their defaults), or
+    M2+VAT on pixels with VAT's batch-normalised classifier (experiment=m2_vat_bn_100's network),
+    or M2 + Ladder on pixels (experiment=m2_ladder_100's networks), with an Adam optimiser
+    (``adam_options``: e.g. ``fused=True``)."""
     from ssvae.models.adgm import ADGM
     from ssvae.models.m2 import M2
+    from ssvae.models.m2_ladder import M2Ladder
+    from ssvae.models.m2_vat import M2VAT
     from ssvae.models.sdgm import SDGM
 
     x_dim = VAE_Z if model == "m1m2" else 784
     sizes = dict(num_classes=10, num_labeled=LABELED, num_unlabeled=EPOCH_IMAGES - LABELED)
     if model in ("adgm", "sdgm"):
         net = (ADGM if model == "adgm" else SDGM)(x_dim=x_dim, **sizes)
+    elif model == "m2_vat":
+        vat = dict(classifier_dims=[1200, 600, 300, 150], epsilon=5.0, alpha_scale=1.0)
+        net = M2VAT(x_dim=x_dim, likelihood="bernoulli", weighting="paper", **vat, **sizes)
+    elif model == "m2_ladder":
+        m2 = dict(z_dim=100, hidden_dims=[500, 500], activation="relu", alpha_scale=1.0)
+        net = M2Ladder(x_dim=x_dim, likelihood="bernoulli", weighting="balanced", **m2, **sizes)
     else:
         likelihood = "bernoulli" if model == "m2" else "gaussian"
         net = M2(x_dim=x_dim, likelihood=likelihood, weighting="paper", **sizes)
@@ -258,9 +269,7 @@ def to_markdown(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--models", nargs="+", default=["m2", "m1m2"], choices=["m2", "m1m2", "adgm", "sdgm"]
-    )
+    parser.add_argument("--models", nargs="+", default=["m2", "m1m2"], choices=MODELS)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
     parser.add_argument(
         "--compile",

@@ -16,7 +16,7 @@ import argparse
 import time
 
 import torch
-from bench import build, make_batch, make_step
+from bench import MODELS, build, make_batch, make_step
 from torch.profiler import ProfilerActivity, profile
 
 ADAM_VARIANTS = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
@@ -50,7 +50,7 @@ def ms_per_step(step, steps: int, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", choices=["m2", "m1m2", "adgm", "sdgm"], default="sdgm")
+    parser.add_argument("--model", choices=MODELS, default="sdgm")
     parser.add_argument("--unlabeled", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=15)
