@@ -64,6 +64,19 @@ def test_with_the_bound_the_loss_is_m2s_plus_the_weighted_denoising_costs():
     assert terms["elbo_unlabeled"].item() == pytest.approx(m2_terms["elbo_unlabeled"].item())
 
 
+def test_bound_unlabeled_puts_the_first_images_into_the_bound_and_all_into_the_costs():
+    model, batch = _model(noise_std=0.0, bound_unlabeled=3), _batch()
+    torch.manual_seed(5)
+    terms = model.loss_terms(batch)
+    torch.manual_seed(5)
+    first = {**batch, "unlabeled": batch["unlabeled"][:3]}
+    m2_terms = M2.loss_terms(model, first)
+    assert terms["elbo_unlabeled"].item() == pytest.approx(m2_terms["elbo_unlabeled"].item())
+    costs = model.unlabeled_terms(batch["unlabeled"])  # all 8 images
+    for name, cost in costs.items():
+        assert terms[name].item() == pytest.approx(cost.item(), rel=1e-6)
+
+
 def test_q_y_given_x_is_the_corrupted_pass_in_training_and_the_clean_one_in_evaluation():
     model, x = _model(noise_std=0.3), _batch()["unlabeled"]
     model.train()

@@ -69,6 +69,22 @@ def denoising_cost(
     return ((z_hat - z_clean) ** 2).mean()
 
 
+def checked_ladder_settings(
+    widths: Sequence[int], noise_std: float, denoising_weights: Sequence[float]
+) -> list[float]:
+    """The denoising weights as floats, one per layer of ``widths`` (the input first), after
+    checking them and the noise's std; a ConfigError naming the field otherwise."""
+    weights = [float(w) for w in denoising_weights]
+    if len(weights) != len(widths) or any(not w >= 0 for w in weights):
+        raise ConfigError(
+            f"model.denoising_weights={weights} must list {len(widths)} numbers >= 0: one "
+            f"for the input and each of the {len(widths) - 1} layers of {list(widths)}"
+        )
+    if not noise_std >= 0:
+        raise ConfigError(f"model.noise_std={noise_std} must be >= 0")
+    return weights
+
+
 @dataclass
 class EncoderPass:
     z: list[torch.Tensor]  # per layer 0..L: the (noisy) normalised activations, z_0 the input
@@ -147,14 +163,7 @@ class Ladder(ConsistencyModule):
         super().__init__(num_classes, optimizer, scheduler, bn_stats)
         hidden = check_layer_sizes(hidden_dims, 1)
         widths = [x_dim, *hidden, num_classes]
-        weights = [float(w) for w in denoising_weights]
-        if len(weights) != len(widths) or any(not w >= 0 for w in weights):
-            raise ConfigError(
-                f"model.denoising_weights={weights} must list {len(widths)} numbers >= 0: one "
-                f"for the input and each of the {len(widths) - 1} layers of {widths}"
-            )
-        if not noise_std >= 0:
-            raise ConfigError(f"model.noise_std={noise_std} must be >= 0")
+        weights = checked_ladder_settings(widths, noise_std, denoising_weights)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.encoder = LadderEncoder(widths)
         self.decoder = LadderDecoder(widths)

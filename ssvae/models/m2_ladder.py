@@ -17,24 +17,26 @@ bound=False leaves L(x, y) and U(x) out: the Ladder network alone on the same cl
 and steps (the generative networks exist but get no gradient). It is the ablation that says
 what the bound adds over the denoising costs on the same seeds.
 
-Batch norm's running averages are re-estimated over the training images before each validation
-from the clean pass, as the consistency baselines do (consistency.py), so the passes of training
-may move them freely.
+bound_unlabeled (null: all) puts only the first that many unlabeled images of each batch into
+U(x), the denoising costs still seeing them all (m2_consistency.py). Batch norm's running
+averages are re-estimated over the training images before each validation from the clean pass,
+as the consistency baselines do, so the passes of training may move them freely.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ssvae.errors import ConfigError
-from ssvae.models.consistency import recompute_clean_passes, training_inputs_of
-from ssvae.models.ladder import LadderDecoder, LadderEncoder, denoising_cost
-from ssvae.models.m2 import M2
+from ssvae.models.ladder import (
+    LadderDecoder,
+    LadderEncoder,
+    checked_ladder_settings,
+    denoising_cost,
+)
+from ssvae.models.m2_consistency import M2WithConsistency
 from ssvae.nets import check_layer_sizes
 
 
@@ -51,7 +53,7 @@ class LadderClassifier(nn.Module):
         return self.encoder(x, self.noise_std if self.training else 0.0).logits
 
 
-class M2Ladder(M2):
+class M2Ladder(M2WithConsistency):
     def __init__(
         self,
         *,
@@ -59,36 +61,18 @@ class M2Ladder(M2):
         noise_std: float = 0.3,
         denoising_weights: Sequence[float] = (1000.0, 10.0, 0.1, 0.1, 0.1, 0.1, 0.1),
         bound: bool = True,
+        bound_unlabeled: int | None = None,
         **m2_settings,
     ) -> None:
-        super().__init__(**m2_settings)
+        super().__init__(bound=bound, bound_unlabeled=bound_unlabeled, **m2_settings)
         hidden = check_layer_sizes(ladder_dims, 1, field="model.ladder_dims")
         widths = [m2_settings["x_dim"], *hidden, self.num_classes]
-        weights = [float(w) for w in denoising_weights]
-        if len(weights) != len(widths) or any(not w >= 0 for w in weights):
-            raise ConfigError(
-                f"model.denoising_weights={weights} must list {len(widths)} numbers >= 0: one "
-                f"for the input and each of the {len(widths) - 1} layers of {widths}"
-            )
-        if not noise_std >= 0:
-            raise ConfigError(f"model.noise_std={noise_std} must be >= 0")
+        weights = checked_ladder_settings(widths, noise_std, denoising_weights)
         self.classifier = LadderClassifier(LadderEncoder(widths), noise_std)
         self.ladder_decoder = LadderDecoder(widths)
         self.denoising_weights = weights
-        self.bound = bound
 
-    @staticmethod
-    def name_in_tables(name: str, settings: Mapping[str, Any]) -> str:
-        """Without its bound it is the Ladder network: the ablation gets a row of its own."""
-        return name if settings.get("bound", True) else f"{name}_no_bound"
-
-    def on_validation_epoch_start(self) -> None:
-        inputs = training_inputs_of(self.trainer)
-        if inputs is not None:
-            encoder = self.classifier.encoder
-            recompute_clean_passes(self, [(encoder, encoder)], inputs)
-
-    def denoising_costs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def unlabeled_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """C_l for l = 0..L on featurised unlabeled images x, by name "denoise_l"."""
         encoder = self.classifier.encoder
         clean = encoder(x)
@@ -98,17 +82,5 @@ class M2Ladder(M2):
             for i in range(len(self.denoising_weights))
         }
 
-    def loss_terms(self, batch: dict) -> dict[str, torch.Tensor]:
-        if self.bound:
-            terms = super().loss_terms(batch)
-        else:  # the ablation: cross-entropy on the labeled images only, as M2 weighs it
-            x_l, y_l = batch["labeled"]
-            class_nll = F.cross_entropy(self.classifier(self.features(x_l)), y_l)
-            terms = {"loss": self.weights["classify"] * class_nll, "class_nll": class_nll}
-        x_u = batch.get("unlabeled")
-        if x_u is not None:
-            costs = self.denoising_costs(self.features(x_u))
-            for weight, cost in zip(self.denoising_weights, costs.values(), strict=True):
-                terms["loss"] = terms["loss"] + self.weights["classify"] * weight * cost
-            terms.update(costs)
-        return terms
+    def unlabeled_term_weights(self) -> dict[str, float]:
+        return {f"denoise_{i}": w for i, w in enumerate(self.denoising_weights)}

@@ -25,10 +25,9 @@ alone (the generative networks then exist but get no gradient). It is the ablati
 what the bound adds over the consistency term on the same network and seeds.
 
 bound_unlabeled (null: all) puts only the first that many unlabeled images of each batch into
-U(x), VAT still seeing them all: the batches are shuffled, so the mean over them estimates the
-mean over the batch without bias, and U(x), ten class-conditional bounds per image, is what
-makes a step with the bound twice the cost of one without (0.38 against 0.17 min per MNIST
-epoch at 250 unlabeled images per step: experiment=m2_vat_bn_100, seed 0).
+U(x), VAT still seeing them all (m2_consistency.py): U(x) is what makes a step with the bound
+twice the cost of one without (0.38 against 0.17 min per MNIST epoch at 250 unlabeled images per
+step: experiment=m2_vat_bn_100, seed 0).
 
 classifier_dims (null: M2's own MLP classifier) gives q(y|x) VAT's batch-normalised network
 instead (nets.BatchNormMLP: linear -> batch norm -> ReLU -> Gaussian noise of
@@ -42,21 +41,19 @@ for an MNIST image), or standardised features (||x|| about sqrt(features)).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 
 from ssvae.config_checks import positive_int
 from ssvae.elbo import categorical_entropy
 from ssvae.errors import ConfigError
-from ssvae.models.consistency import recompute_clean_passes, training_inputs_of
-from ssvae.models.m2 import M2
+from ssvae.models.m2_consistency import M2WithConsistency
 from ssvae.models.vat import adversarial_direction, kl_from_logits
-from ssvae.nets import BatchNormMLP, batch_norms, check_layer_sizes
+from ssvae.nets import BatchNormMLP, check_layer_sizes
 
 
-class M2VAT(M2):
+class M2VAT(M2WithConsistency):
     def __init__(
         self,
         *,
@@ -78,9 +75,7 @@ class M2VAT(M2):
             if not value >= 0:
                 raise ConfigError(f"model.{field}={value} must be >= 0")
         positive_int(power_iterations, "model.power_iterations")
-        if bound_unlabeled is not None:
-            positive_int(bound_unlabeled, "model.bound_unlabeled")
-        super().__init__(**m2_settings)
+        super().__init__(bound=bound, bound_unlabeled=bound_unlabeled, **m2_settings)
         if classifier_dims is not None:
             hidden = check_layer_sizes(classifier_dims, 1, field="model.classifier_dims")
             self.classifier = BatchNormMLP(
@@ -88,20 +83,6 @@ class M2VAT(M2):
             )
         self.vat = {"weight": vat_weight, "epsilon": epsilon, "xi": xi, "steps": power_iterations}
         self.entropy_weight = entropy_weight
-        self.bound = bound
-        self.bound_unlabeled = bound_unlabeled
-
-    @staticmethod
-    def name_in_tables(name: str, settings: Mapping[str, Any]) -> str:
-        """Without its bound it is not a generative model: the ablation gets a row of its own
-        rather than competing for M2+VAT's (ssvae.models.needs)."""
-        return name if settings.get("bound", True) else f"{name}_no_bound"
-
-    def on_validation_epoch_start(self) -> None:
-        # A batch-normalised classifier evaluates with averages over every training image.
-        inputs = training_inputs_of(self.trainer) if batch_norms(self.classifier) else None
-        if inputs is not None:
-            recompute_clean_passes(self, [(self.classifier, self.classify)], inputs)
 
     def unlabeled_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """On featurised unlabeled images x: "lds", the mean KL(q(y|x) || q(y|x + r_adv)) with
@@ -115,21 +96,5 @@ class M2VAT(M2):
             terms["entropy"] = categorical_entropy(logits).mean()
         return terms
 
-    def loss_terms(self, batch: dict) -> dict[str, torch.Tensor]:
-        x_u = batch.get("unlabeled")
-        if self.bound:
-            in_bound = batch
-            if x_u is not None and self.bound_unlabeled is not None:
-                in_bound = {**batch, "unlabeled": x_u[: self.bound_unlabeled]}
-            terms = super().loss_terms(in_bound)
-        else:  # the ablation: cross-entropy on the labeled images only, as M2 weighs it
-            x_l, y_l = batch["labeled"]
-            class_nll = self.class_nll(self.features(x_l), y_l)
-            terms = {"loss": self.weights["classify"] * class_nll, "class_nll": class_nll}
-        if x_u is not None and (self.vat["weight"] or self.entropy_weight):
-            added = self.unlabeled_terms(self.features(x_u))
-            weights = {"lds": self.vat["weight"], "entropy": self.entropy_weight}
-            for name, value in added.items():
-                terms["loss"] = terms["loss"] + weights[name] * self.weights["classify"] * value
-            terms.update(added)
-        return terms
+    def unlabeled_term_weights(self) -> dict[str, float]:
+        return {"lds": self.vat["weight"], "entropy": self.entropy_weight}
