@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ssvae.config_checks import positive_int
 from ssvae.models.consistency import recompute_clean_passes, training_inputs_of
@@ -61,7 +60,7 @@ class M2WithConsistency(M2):
         """M2's weighted loss and its parts, or, without the bound, the weighted cross-entropy."""
         if not self.bound:
             x_l, y_l = batch["labeled"]
-            class_nll = F.cross_entropy(self.classifier(self.features(x_l)), y_l)
+            class_nll = self.class_nll(self.features(x_l), y_l)
             return {"loss": self.weights["classify"] * class_nll, "class_nll": class_nll}
         x_u = batch.get("unlabeled")
         if x_u is not None and self.bound_unlabeled is not None:
