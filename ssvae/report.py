@@ -282,12 +282,14 @@ OPTIONAL_COLUMNS: dict[str, tuple[str, Any]] = {
 
 
 def run_minutes(record: dict[str, Any]) -> float | None:
-    """Wall minutes of a run: training and testing, plus M1's VAE pretraining where the model
-    has one (counted even when the VAE came from the cache: it is part of the run's cost)."""
+    """Wall minutes of a run: training and testing, the training of the segments before a
+    resume, plus M1's VAE pretraining where the model has one (counted even when the VAE came
+    from the cache: it is part of the run's cost)."""
     wall = record.get("wall_time_s")
     if wall is None:
         return None
-    return (wall + float((record.get("vae") or {}).get("train_time_s") or 0.0)) / 60
+    earlier = float(record.get("resumed_time_s") or 0.0)
+    return (wall + earlier + float((record.get("vae") or {}).get("train_time_s") or 0.0)) / 60
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:

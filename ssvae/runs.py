@@ -14,7 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
+from lightning.pytorch.callbacks import Timer
 from omegaconf import DictConfig, OmegaConf
 
 from ssvae.errors import ConfigError, DataError
@@ -216,6 +218,17 @@ def check_identity(saved: dict[str, Any] | None, current: dict[str, Any], path: 
                 f"checkpoint {path} was saved for {key}={saved.get(key)!r}, but this run has "
                 f"{key}={current.get(key)!r}; pick a checkpoint of the same model and data set"
             )
+
+
+def time_before_resume_s(trainer: L.Trainer) -> float:
+    """Training seconds of a resumed run's earlier segments, from the Timer state its checkpoint
+    carried (0 for a run trained in one go, or a trainer without a Timer)."""
+    timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)
+    if timer is None:
+        return 0.0
+    start, end = timer.start_time("train"), timer.end_time("train")
+    this_segment = end - start if start is not None and end is not None else 0.0
+    return max(0.0, timer.time_elapsed("train") - this_segment)
 
 
 def check_output_dir(output_dir: Path) -> None:

@@ -24,7 +24,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -50,6 +50,7 @@ from ssvae.runs import (
     finished_result,
     resumable_checkpoint,
     saved_identity,
+    time_before_resume_s,
 )
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,11 @@ def build_callbacks(cfg: DictConfig, output_dir: Path) -> list[L.Callback]:
         # without a new best resumed from the best epoch, not the last (measured: 76 vs 85).
         ModelCheckpoint(dirpath=checkpoints, filename="last", enable_version_counter=False),
     ]
+    # Lightning's Timer keeps the training time in every checkpoint, so a resumed run's minutes
+    # count its earlier segments (runs.time_before_resume_s). Trainer(max_time=...) adds one
+    # itself, and would ignore its max_time if a second were here.
+    if not cfg.trainer.get("max_time"):
+        callbacks.append(Timer(duration=None))
     if cfg.early_stopping.patience:
         callbacks.append(
             EarlyStopping(monitor="val/acc", mode="max", patience=cfg.early_stopping.patience)
@@ -230,6 +236,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             write_json_atomic(output_dir / RESULT_FILE, record)
         return record
     fit_time = time.perf_counter() - start
+    resumed_time = time_before_resume_s(trainer)  # before test, which restores the best's Timer
     metrics = trainer.test(
         model, datamodule=datamodule, ckpt_path=fitted.checkpoint, verbose=False, weights_only=True
     )[0]
@@ -244,6 +251,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         steps=fitted.steps,
         fit_time_s=fit_time,
         wall_time_s=time.perf_counter() - start,
+        resumed_time_s=resumed_time,
         device=device_of(trainer.strategy.root_device, trainer.world_size),
     )
     record.update(log_likelihood(int(cfg.get("log_likelihood_samples") or 0), model, datamodule))

@@ -276,9 +276,17 @@ def test_calibration_columns_are_optional(tmp_path):
         to_markdown(rows, ["auc"])
 
 
-def test_minutes_per_run_count_training_and_m1s_pretraining(tmp_path):
+def test_minutes_per_run_count_training_resumed_segments_and_m1s_pretraining(tmp_path):
     _write(tmp_path / "a", num_labels=100, seed=0, test_acc=0.9, test_err=0.1, wall_time_s=600)
-    _write(tmp_path / "b", num_labels=100, seed=1, test_acc=0.9, test_err=0.1, wall_time_s=1200)
+    _write(
+        tmp_path / "b",
+        num_labels=100,
+        seed=1,
+        test_acc=0.9,
+        test_err=0.1,
+        wall_time_s=300,
+        resumed_time_s=900,  # resumed: 15 minutes of training before the last segment's 5
+    )
     _write(
         tmp_path / "c",
         model="m1m2",

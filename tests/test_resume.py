@@ -33,14 +33,18 @@ def test_interrupted_job_resumes_and_a_finished_one_is_skipped(compose_cfg, tmp_
     monkeypatch.setattr(
         train_module, "build_callbacks", lambda c, d: [*build(c, d), InterruptAt(epoch=2)]
     )
+    started = time.perf_counter()
     with pytest.raises(SystemExit):  # Lightning's graceful shutdown after Ctrl+C
         train(cfg)
+    first_segment_s = time.perf_counter() - started
     run = tmp_path / "run"
     assert not (run / "result.json").exists() and (run / "checkpoints" / "last.ckpt").is_file()
 
     monkeypatch.setattr(train_module, "build_callbacks", build)
     record = train(cfg)
     assert record["resumed_from"].endswith("last.ckpt") and record["epochs"] == 6
+    # The minutes of the first segment's 3 epochs, from the checkpoint's Timer, count in the run's.
+    assert 0 < record["resumed_time_s"] < first_segment_s
     stamp = (run / "result.json").stat().st_mtime_ns
 
     again = train(cfg)  # finished: skipped, the result file untouched
@@ -69,6 +73,7 @@ def test_resumed_job_matches_an_uninterrupted_one(compose_cfg, tmp_path, monkeyp
     monkeypatch.setattr(train_module, "build_callbacks", build)
     resumed = train(cfg_in("resumed"))
     assert resumed["resumed_from"] and resumed["epochs"] == straight["epochs"] == 5
+    assert straight["resumed_time_s"] == 0 < resumed["resumed_time_s"]
     assert resumed["best_val_acc"] == straight["best_val_acc"]
     assert resumed["test_acc"] == straight["test_acc"]
     last = {
