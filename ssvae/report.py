@@ -133,6 +133,7 @@ def collect_results(folders: Iterable[Path]) -> list[dict[str, Any]]:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("skipping unreadable result %s: %s", path, exc)
                 continue
+            _time_earlier_segments(record, path.parent)
             found.append((path.stat().st_mtime, _named_as_its_settings_say(record)))
     records = [record for _, record in found]
     settings = [settings_of(record) for record in records]  # once: both steps compare them
@@ -143,6 +144,20 @@ def collect_results(folders: Iterable[Path]) -> list[dict[str, Any]]:
         if key not in latest or mtime >= latest[key][0]:
             latest[key] = (mtime, record)
     return [record for _, record in latest.values()]
+
+
+def _time_earlier_segments(record: dict[str, Any], run_dir: Path) -> None:
+    """A resumed run's result written before ``resumed_time_s`` existed timed its last segment
+    only; its learning curve (``callbacks=learning_curve``, ssvae.curves), where it kept one,
+    holds the training minutes of every segment, so the earlier ones are those less the last."""
+    if not record.get("resumed_from") or "resumed_time_s" in record:
+        return
+    try:
+        points = json.loads((run_dir / "curve.json").read_text())["points"]
+        total_s = 60 * float(points[-1]["train_min"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return  # no curve: the minutes stay the last segment's
+    record["resumed_time_s"] = max(0.0, total_s - float(record.get("fit_time_s") or 0.0))
 
 
 # Settings that differ between the runs of one row by design: the table's own axes.

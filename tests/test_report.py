@@ -305,6 +305,18 @@ def test_minutes_per_run_count_training_resumed_segments_and_m1s_pretraining(tmp
     assert "minutes per run" in table and "| 15 ± " in table
 
 
+def test_minutes_of_a_run_resumed_before_they_were_recorded_come_from_its_curve(tmp_path):
+    # Written before resumed_time_s: the last segment trained 10 of the curve's 30 minutes.
+    record = dict(test_acc=0.9, test_err=0.1, resumed_from="last.ckpt", fit_time_s=600)
+    _write(tmp_path / "a", num_labels=100, seed=0, wall_time_s=660, **record)
+    curve = {"points": [{"epoch": 1, "train_min": 12.0}, {"epoch": 2, "train_min": 30.0}]}
+    (tmp_path / "a" / "curve.json").write_text(json.dumps(curve))
+    _write(tmp_path / "b", model="sdgm", num_labels=100, seed=0, wall_time_s=660, **record)
+    by_model = {r["model"]: r for r in aggregate(collect_results([tmp_path]))}
+    assert by_model["m2"]["minutes_mean"] == pytest.approx(11 + 20)
+    assert by_model["sdgm"]["minutes_mean"] == pytest.approx(11)  # no curve: as recorded
+
+
 def test_by_labels_lays_rows_out_as_table_1(tmp_path, capsys):
     # M2 on MNIST: 3 seeds at 100 labels, 1 seed at 600; supervised at 100 only (2 seeds).
     for seed, err in enumerate((0.10, 0.12, 0.14)):
