@@ -22,7 +22,8 @@ RECIPE_SWEEPS = {
     "vat": "vat_100",
     "ladder": "ladder_100",
     "mean_teacher": "mean_teacher_100",
-    "m2_vat": "m2_vat_100",
+    "m2_vat": "m2_vat_bn_100",
+    "m2_ladder": "m2_ladder_100",
 }
 
 
@@ -105,6 +106,10 @@ def test_every_recipe_file_names_a_data_set_and_model_that_exist():
         ),
         # The authors' schedule it replaced keeps its own experiment.
         ("vat_100_2018/experiment=vat_100,seed=0", ["experiment=vat_100_2018", "seed=0"]),
+        # The M2+VAT and M2+Ladder sweeps, whose settings became recipes after they ran.
+        ("m2_vat_bn_100/experiment=m2_vat_bn_100,model.bound=True,seed=0", None),
+        ("m2_vat_bn_100/experiment=m2_vat_bn_100,model.bound=False,seed=2", None),
+        ("m2_ladder_100/experiment=m2_ladder_100,model.bound=True,seed=0", None),
     ],
 )
 def test_committed_runs_of_the_recipe_sweeps_keep_their_digests(compose_cfg, run, now, cpu_bf16):
@@ -114,3 +119,17 @@ def test_committed_runs_of_the_recipe_sweeps_keep_their_digests(compose_cfg, run
     cpu_bf16(record["config"]["trainer"]["precision"] == "bf16-mixed")  # as where it ran
     overrides = now or [o for o in record["overrides"] if not o.startswith("data.root")]
     assert fingerprint(compose_cfg(*overrides)) == record["fingerprint"]
+
+
+def test_m2_vat_recipe_is_the_batch_normalised_one_and_the_first_keeps_its_experiment(compose_cfg):
+    best = compose_cfg("data=mnist", "model=m2_vat")
+    assert best.model.classifier_dims == [1200, 600, 300, 150] and best.model.epsilon == 5.0
+    assert best.model.scheduler._target_.endswith("CosineAnnealingLR")
+    assert best.data.unlabeled_batch_size == 250 and not best.model.binarize
+    first = compose_cfg("experiment=m2_vat_100")
+    assert first.model.classifier_dims is None and first.model.epsilon == 0.5
+    assert first.model.scheduler._target_.endswith("StepLR")
+    assert first.trainer.max_time == "00:02:10:00" and first.trainer.gradient_clip_val == 5
+    ladder = compose_cfg("data=mnist", "model=m2_ladder")
+    assert ladder.model.scheduler._target_.endswith("linear_decay")
+    assert ladder.trainer.max_epochs == 100 and ladder.model.hidden_dims == [500, 500]
