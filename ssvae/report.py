@@ -21,6 +21,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from ssvae.curves import read_curve
 from ssvae.io import write_bytes_atomic, write_json_atomic, write_text_atomic
 from ssvae.models.needs import name_in_tables
 from ssvae.runs import (
@@ -153,7 +154,7 @@ def _time_earlier_segments(record: dict[str, Any], run_dir: Path) -> None:
     if not record.get("resumed_from") or "resumed_time_s" in record:
         return
     try:
-        points = json.loads((run_dir / "curve.json").read_text())["points"]
+        points = read_curve(run_dir)["points"]
         total_s = 60 * float(points[-1]["train_min"])
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return  # no curve: the minutes stay the last segment's
