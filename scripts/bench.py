@@ -42,30 +42,47 @@ VAE_Z = 50
 
 
 PRECISIONS = ("fp32", "bf16", "bf16-true")
-MODELS = ("m2", "m1m2", "adgm", "sdgm", "m2_vat", "m2_ladder")
+MODELS = (
+    "m2",
+    "m1m2",
+    "adgm",
+    "sdgm",
+    "m2_vat",
+    "m2_ladder",
+    # The same networks and steps without M2's bound (model.bound=false): the ablation's cost.
+    "m2_vat_no_bound",
+    "m2_ladder_no_bound",
+)
 
 
 def build(model: str, device: torch.device, dtype: torch.dtype = torch.float32, **adam_options):
     """M2 on pixels, M1+M2's M2 on a 50-d latent, ADGM / SDGM on pixels (their defaults), or
     M2+VAT on pixels with VAT's batch-normalised classifier (experiment=m2_vat_bn_100's network),
     or M2 + Ladder on pixels (experiment=m2_ladder_100's networks), with an Adam optimiser
-    (``adam_options``: e.g. ``fused=True``)."""
+    (``adam_options``: e.g. ``fused=True``). "<model>_no_bound" is that model with
+    ``bound=False``."""
     from ssvae.models.adgm import ADGM
     from ssvae.models.m2 import M2
     from ssvae.models.m2_ladder import M2Ladder
     from ssvae.models.m2_vat import M2VAT
     from ssvae.models.sdgm import SDGM
 
+    bound = not model.endswith("_no_bound")
+    model = model.removesuffix("_no_bound")
     x_dim = VAE_Z if model == "m1m2" else 784
     sizes = dict(num_classes=10, num_labeled=LABELED, num_unlabeled=EPOCH_IMAGES - LABELED)
     if model in ("adgm", "sdgm"):
         net = (ADGM if model == "adgm" else SDGM)(x_dim=x_dim, **sizes)
     elif model == "m2_vat":
         vat = dict(classifier_dims=[1200, 600, 300, 150], epsilon=5.0, alpha_scale=1.0)
-        net = M2VAT(x_dim=x_dim, likelihood="bernoulli", weighting="paper", **vat, **sizes)
+        net = M2VAT(
+            x_dim=x_dim, likelihood="bernoulli", weighting="paper", bound=bound, **vat, **sizes
+        )
     elif model == "m2_ladder":
         m2 = dict(z_dim=100, hidden_dims=[500, 500], activation="relu", alpha_scale=1.0)
-        net = M2Ladder(x_dim=x_dim, likelihood="bernoulli", weighting="balanced", **m2, **sizes)
+        net = M2Ladder(
+            x_dim=x_dim, likelihood="bernoulli", weighting="balanced", bound=bound, **m2, **sizes
+        )
     else:
         likelihood = "bernoulli" if model == "m2" else "gaussian"
         net = M2(x_dim=x_dim, likelihood=likelihood, weighting="paper", **sizes)

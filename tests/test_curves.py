@@ -220,3 +220,21 @@ def test_weight_averaging_checkpoints_hold_the_average_beside_the_trained_weight
     # Nearly untrained weights score far worse than what three epochs learn without averaging.
     plain = train(compose_cfg(*TINY, "trainer.max_epochs=3", "resume=false"))
     assert record["test_err"] > plain["test_err"] + 0.2
+
+
+@pytest.mark.parametrize("model", ["m2_vat", "m2_ladder"])
+def test_bench_no_bound_variant_is_the_same_network_without_the_bound(model):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", REPO / "scripts" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    device = torch.device("cpu")
+    with_bound, _, x_dim = bench.build(model, device)
+    without, _, _ = bench.build(f"{model}_no_bound", device)
+    assert (with_bound.bound, without.bound) == (True, False)
+    # The same networks: the ablation differs only in what the loss uses.
+    assert [p.shape for p in with_bound.parameters()] == [p.shape for p in without.parameters()]
+    batch = bench.make_batch(x_dim, 8, False, device)
+    assert {"elbo_labeled", "elbo_unlabeled"} <= set(with_bound.loss_terms(batch))
+    assert not {"elbo_labeled", "elbo_unlabeled"} & set(without.loss_terms(batch))
