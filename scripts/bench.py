@@ -191,8 +191,8 @@ def step_shapes(model, batch: dict) -> list[tuple[int, int, int]]:
     hooks = [
         m.register_forward_hook(record) for m in model.modules() if isinstance(m, torch.nn.Linear)
     ]
-    with torch.no_grad():
-        model.loss_terms(batch)
+    # With autograd on: VAT's power iteration differentiates inside the loss.
+    model.loss_terms(batch)
     for hook in hooks:
         hook.remove()
     return shapes

@@ -238,3 +238,7 @@ def test_bench_no_bound_variant_is_the_same_network_without_the_bound(model):
     batch = bench.make_batch(x_dim, 8, False, device)
     assert {"elbo_labeled", "elbo_unlabeled"} <= set(with_bound.loss_terms(batch))
     assert not {"elbo_labeled", "elbo_unlabeled"} & set(without.loss_terms(batch))
+    # The recorded matmul shapes (the bound's rate) cover the bound's networks only with it.
+    shapes = bench.step_shapes(with_bound, batch)
+    assert len(shapes) > len(bench.step_shapes(without, batch))
+    assert any(rows == 10 * 8 for rows, _, _ in shapes)  # U(x): every class of the 8 images
