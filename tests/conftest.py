@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 import struct
 import subprocess
@@ -20,6 +21,14 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SSVAE_TEST_DATA", REPO.parent / "shared" / "data"))
 HAS_MNIST = (SHARED_DATA / "mnist" / "train-images-idx3-ubyte.gz").is_file()
 needs_mnist = pytest.mark.skipif(not HAS_MNIST, reason=f"no MNIST files under {SHARED_DATA}")
+
+
+def load_script(name: str):
+    """``scripts/<name>.py`` as a module (scripts/ is not a package), to call its functions."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
 
 
 def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:

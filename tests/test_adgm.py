@@ -1,8 +1,6 @@
 """ADGM and SDGM (Maaløe et al. 2016): bounds against hand computation, enumeration against a
 loop over classes, prediction averaging, and a short digits run."""
 
-import importlib.util
-from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
@@ -15,6 +13,7 @@ from ssvae.errors import ConfigError
 from ssvae.models.adgm import ADGM
 from ssvae.models.sdgm import SDGM
 from ssvae.train import train
+from tests.conftest import load_script
 
 K, D = 3, 5
 
@@ -23,9 +22,6 @@ K, D = 3, 5
 def no_sampling(monkeypatch):
     """a and z at their means, so that batched and looped computations see the same values."""
     monkeypatch.setattr(elbo, "reparameterize", lambda mean, logvar: mean)
-
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def _model(cls=ADGM, **kwargs):
@@ -177,9 +173,7 @@ def test_a_short_digits_run_learns(compose_cfg, tmp_path, model):
     )
     assert record["status"] == "ok" and record["test_acc"] > 0.7  # chance: 0.1
     # scripts/auxiliary_use.py reads the run back: q(y|a,x) at q(a|x)'s mean classifies as well.
-    spec = importlib.util.spec_from_file_location("auxiliary_use", SCRIPTS / "auxiliary_use.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("auxiliary_use")
     errors = script.auxiliary_use(tmp_path / "run", images=200)["test_error_%"]
     assert list(errors) == ["mean of q(a|x)", "a ~ q(a|x)", "a = 0", "a ~ N(0, I)"]
     assert errors["mean of q(a|x)"] < 30 and all(0 <= e <= 100 for e in errors.values())
@@ -190,9 +184,7 @@ def test_a_short_digits_run_learns(compose_cfg, tmp_path, model):
     assert use["test_error_%"]["mean of q(a|x)"] < 30
     # scripts/eval_samples.py scores the run with more or fewer draws of a: 10 (the run's own
     # eval_samples) gives the run's test error; every count classifies well above chance.
-    spec = importlib.util.spec_from_file_location("eval_samples", SCRIPTS / "eval_samples.py")
-    counts = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(counts)
+    counts = load_script("eval_samples")
     by_samples = counts.eval_samples(tmp_path / "run", [1, 10, 50])["test_error_%_by_samples"]
     assert list(by_samples) == ["1", "10", "50"] and max(by_samples.values()) < 30
     assert by_samples["10"] == pytest.approx(100 * record["test_err"], abs=1.5)

@@ -13,7 +13,7 @@ from ssvae.curves import main as curves_main
 from ssvae.errors import ConfigError
 from ssvae.models.base import optimizer_config
 from ssvae.train import train
-from tests.conftest import REPO
+from tests.conftest import REPO, load_script
 
 TINY = ["model.hidden_dims=[32]", "model.z_dim=4", "num_threads=1"]
 
@@ -224,11 +224,7 @@ def test_weight_averaging_checkpoints_hold_the_average_beside_the_trained_weight
 
 @pytest.mark.parametrize("model", ["m2_vat", "m2_ladder"])
 def test_bench_no_bound_variant_is_the_same_network_without_the_bound(model):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench", REPO / "scripts" / "bench.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench")
     device = torch.device("cpu")
     with_bound, _, x_dim = bench.build(model, device)
     without, _, _ = bench.build(f"{model}_no_bound", device)

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from ssvae.report import collect_results, leaderboard, leaderboard_markdown, main
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,20 +75,8 @@ def test_the_committed_leaderboard_is_the_reports_output(tmp_path, capsys):
     assert "| mnist | 100 | ladder |" in rebuilt
 
 
-def _docs_script():
-    """scripts/readme_leaderboard.py as a module (scripts/ is not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "readme_leaderboard", ROOT / "scripts" / "readme_leaderboard.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 def test_the_readmes_leaderboard_is_the_reports_output():
-    script = _docs_script()
+    script = load_script("readme_leaderboard")
     readme = (ROOT / "README.md").read_text()
     assert "<!-- leaderboard: --dataset mnist --labels 100 -->" in readme
     results = collect_results([ROOT / "docs" / "runs"])
@@ -100,7 +89,7 @@ def test_the_readmes_leaderboard_is_the_reports_output():
 
 
 def test_table_1_in_the_docs_is_the_reports_output_by_labels():
-    script = _docs_script()
+    script = load_script("readme_leaderboard")
     results = (ROOT / "docs" / "results.md").read_text()
     assert "<!-- leaderboard: --dataset mnist --labels 100 600 1000 3000 --by-labels -->" in results
     assert script.main(["--check"]) == 0, "stale: python scripts/readme_leaderboard.py"
