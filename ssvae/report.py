@@ -241,6 +241,13 @@ def tell_settings_apart(
     return out
 
 
+def _axes_set_by_hand(variant: str) -> set[str]:
+    """The table's axes that a variant fixes by override (``data.seed=1``: one label draw for
+    every seed, as experiment=sdgm_spread sets it): two such variants are two rows, not one
+    recipe, although their settings differ only on an axis."""
+    return {o for o in variant.split() if _key_of(o) in AXIS_SETTINGS}
+
+
 def join_same_settings(
     records: Sequence[dict[str, Any]], settings: Sequence[dict[str, Any] | None]
 ) -> list[dict[str, Any]]:
@@ -260,8 +267,10 @@ def join_same_settings(
         candidates = joined[(dataset, model)]
         if all(settings[i] is not None for i in members):
             for name, others in candidates:
-                if all(settings[i] is not None for i in others) and not _differing(
-                    records, others + members, settings
+                if (
+                    _axes_set_by_hand(name) == _axes_set_by_hand(variant)
+                    and all(settings[i] is not None for i in others)
+                    and not _differing(records, others + members, settings)
                 ):
                     log.info("%s %s: variant %r is %r's settings", dataset, model, variant, name)
                     others.extend(members)

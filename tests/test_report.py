@@ -357,3 +357,26 @@ def test_by_labels_lays_rows_out_as_table_1(tmp_path, capsys):
     main([str(tmp_path), "--leaderboard", "--by-labels", "--out", str(tmp_path / "out")])
     wide = (tmp_path / "out" / "leaderboard_by_labels.md").read_text()
     assert wide.splitlines()[2] == "| mnist | m2 | 12.00 ± 2.00 | 5.00 (1 seed) |"
+
+
+def test_runs_on_other_label_draws_are_rows_of_their_own_not_re_runs(tmp_path):
+    # experiment=sdgm_spread crosses data.seed (the labels) with seed (the initialisation): the
+    # run with data.seed=1, seed=0 is not a re-run of the one with data.seed=0, seed=0, and each
+    # label draw is a row whose spread over seeds says how much the initialisation matters.
+    for data_seed in (0, 1):
+        for seed in (0, 1):
+            acc = 0.9 if data_seed == 1 else 0.7
+            _write(
+                tmp_path / f"d{data_seed}s{seed}",
+                num_labels=50,
+                seed=seed,
+                test_acc=acc,
+                test_err=1 - acc,
+                variant=f"data.seed={data_seed}",
+                config={"seed": seed, "data": {"num_labels": 50, "seed": data_seed}},
+            )
+    rows = aggregate(collect_results([tmp_path]))
+    assert [(r["variant"], r["runs"], r["seeds"], r["acc_mean"]) for r in rows] == [
+        ("data.seed=0", 2, "0 1", pytest.approx(0.7)),
+        ("data.seed=1", 2, "0 1", pytest.approx(0.9)),
+    ]
