@@ -49,6 +49,10 @@ CLI_CASES = [
     ("unknown precision", ["trainer.precision=fp8"]),
     ("VAE with no epochs", ["model=m1m2", "vae.max_epochs=0"]),
     ("cosine schedule with no length", ["model/scheduler=cosine", "trainer.max_epochs=-1"]),
+    (
+        "weight average with running batch-norm statistics",
+        ["model=vat", "model.bn_stats=running", "weight_averaging=ema"],
+    ),
 ]
 
 

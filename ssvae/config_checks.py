@@ -60,6 +60,13 @@ def check_config(cfg: DictConfig) -> None:
         positive_int(max_epochs, "trainer.max_epochs")
     check_scheduler(cfg)
     check_training(cfg)
+    if cfg.get("weight_averaging") and cfg.model.get("bn_stats") == "running":
+        # The swap puts the average in without its own statistics; recompute re-estimates them.
+        raise ConfigError(
+            "weight_averaging=ema cannot be used with model.bn_stats=running: the averaged "
+            "weights would be scored with the batch-norm statistics of other weights; use "
+            "model.bn_stats=recompute"
+        )
     if cfg.get("ckpt_path") and not _trains_by_gradient(cfg.model):
         raise ConfigError(
             f"ckpt_path={cfg.ckpt_path} cannot be used with model={cfg.model.get('name')}: it is "

@@ -324,3 +324,47 @@ def test_linear_decay_holds_then_falls_to_zero():
     assert rates == pytest.approx([2, 2, 2, 2, 2, 2, 2, 4 / 3, 2 / 3, 0])
     with pytest.raises(ConfigError, match="decay_from"):
         linear_decay(opt, total_epochs=9, decay_from=1.0)
+
+
+def _buffers(state: dict) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state.items() if k.endswith(("running_mean", "running_var"))}
+
+
+def test_an_averaged_model_keeps_batch_norm_statistics_of_the_average(compose_cfg, tmp_path):
+    # weight_averaging=ema swaps the average in before the model re-estimates batch norm for
+    # validation, so the checkpoint (what the test, predict and figures load) must carry the
+    # statistics of the averaged weights, not those of the weights being trained.
+    from ssvae.predict import run_model
+
+    record = train(
+        compose_cfg(
+            "model=vat",
+            "model.hidden_dims=[32,32]",
+            "data.num_labels=50",
+            "trainer.max_epochs=3",
+            "weight_averaging=ema",
+            "weight_averaging.decay=0.9",
+        )
+    )
+    assert record["status"] == "ok"
+    run_dir = tmp_path / "run"
+    _, datamodule, model = run_model(run_dir)
+    saved = {k: v.clone() for k, v in _buffers(model.state_dict()).items()}
+    assert saved
+    model.recompute_batch_stats(datamodule.training_inputs())
+    for name, value in _buffers(model.state_dict()).items():
+        torch.testing.assert_close(value, saved[name], atol=1e-4, rtol=1e-4)
+    # The same for the last checkpoint, whose trained weights give other statistics (so the
+    # check is not vacuous).
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    model.load_state_dict(last["state_dict"])
+    averaged = {k: v.clone() for k, v in _buffers(model.state_dict()).items()}
+    model.recompute_batch_stats(datamodule.training_inputs())
+    for name, value in _buffers(model.state_dict()).items():
+        torch.testing.assert_close(value, averaged[name], atol=1e-4, rtol=1e-4)
+    model.load_state_dict(last["current_model_state"])
+    model.recompute_batch_stats(datamodule.training_inputs())
+    assert any(
+        not torch.allclose(value, averaged[name], atol=1e-3, rtol=1e-3)
+        for name, value in _buffers(model.state_dict()).items()
+    )

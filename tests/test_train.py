@@ -63,6 +63,10 @@ def test_unknown_data_set_or_model_lists_the_choices(compose_cfg):
             r"model.scheduler.T_max=-1 must be a positive number of epochs.*trainer.max_epochs",
         ),
         (["model=svm", "ckpt_path=last.ckpt"], "ckpt_path=last.ckpt cannot be used with model=svm"),
+        (
+            ["model=vat", "model.bn_stats=running", "weight_averaging=ema"],
+            "weight_averaging=ema cannot be used with model.bn_stats=running",
+        ),
     ],
 )
 def test_bad_config_fails_before_training_naming_the_field(compose_cfg, overrides, message):
