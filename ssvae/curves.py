@@ -6,6 +6,10 @@ it appends a point to the run's ``curve.json``: epochs done, minutes since train
 The test error is only recorded to draw the curve; checkpoints are still chosen on validation,
 and the time the curve's own test passes take is left out of the minutes, since a normal run
 does not spend it. An optional budget stops training once the total time reaches it.
+
+Under weight averaging (``weight_averaging=ema``) the points score the average, as validation
+does, and also record ``val_err_trained`` / ``test_err_trained``: the weights being trained, on
+the same trajectory, so one run measures what the average buys.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class LearningCurve(L.Callback):
         self._start: float | None = None
         self._excluded_s = 0.0
         self._test_batches = None
+        self._val_batches = None
 
     # Saved in checkpoints, so a resumed run continues its curve and its clock.
     def state_dict(self) -> dict[str, Any]:
@@ -59,24 +64,41 @@ class LearningCurve(L.Callback):
         self.pretraining_s = pl_module.pretraining_time_s
         if self.record_test:  # built once: the data module copies the split to the device
             self._test_batches = trainer.datamodule.test_dataloader()
+            if scored_weights(trainer, pl_module) is not pl_module:
+                self._val_batches = trainer.datamodule.val_dataloader()
         self._start = time.perf_counter()
         self._excluded_s = 0.0
 
     @torch.no_grad()
-    def _test_error(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float:
+    def _error(self, model: L.LightningModule, batches, device: torch.device) -> float:
         started = time.perf_counter()
-        scored = scored_weights(trainer, pl_module)
-        was_training = scored.training
-        scored.eval()
-        wrong, total = torch.zeros((), dtype=torch.long, device=pl_module.device), 0
-        for x, y in self._test_batches:
-            x, y = x.to(pl_module.device), y.to(pl_module.device)
-            wrong += (scored.classify_full_precision(x).argmax(-1) != y).sum()
+        was_training = model.training
+        model.eval()
+        wrong, total = torch.zeros((), dtype=torch.long, device=device), 0
+        for x, y in batches:
+            x, y = x.to(device), y.to(device)
+            wrong += (model.classify_full_precision(x).argmax(-1) != y).sum()
             total += len(y)
-        scored.train(was_training)
+        model.train(was_training)
         error = wrong.item() / total  # one read of the device per epoch
         self._excluded_s += time.perf_counter() - started
         return error
+
+    def _trained_errors(self, pl_module: L.LightningModule) -> dict[str, float]:
+        """Validation and test error of the weights being trained (not their average), with
+        batch norm re-estimated for them by the model's own pre-validation hook; their buffers
+        are put back, so training goes on exactly as it would have."""
+        started = time.perf_counter()
+        buffers = {name: b.clone() for name, b in pl_module.named_buffers()}
+        pl_module.on_validation_epoch_start()
+        self._excluded_s += time.perf_counter() - started
+        errors = {
+            "val_err_trained": self._error(pl_module, self._val_batches, pl_module.device),
+            "test_err_trained": self._error(pl_module, self._test_batches, pl_module.device),
+        }
+        for name, b in pl_module.named_buffers():
+            b.copy_(buffers[name])
+        return errors
 
     # After the epoch's metrics are final, and before ModelCheckpoint saves (Lightning runs
     # checkpoint callbacks last), so a checkpoint holds the curve up to its own epoch.
@@ -91,7 +113,10 @@ class LearningCurve(L.Callback):
             "lr": trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None,
         }
         if self.record_test:
-            point["test_err"] = self._test_error(trainer, pl_module)
+            scored = scored_weights(trainer, pl_module)
+            point["test_err"] = self._error(scored, self._test_batches, pl_module.device)
+            if scored is not pl_module:
+                point.update(self._trained_errors(pl_module))
         self.points.append(point)
         if trainer.is_global_zero:
             write_json_atomic(

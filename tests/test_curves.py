@@ -49,6 +49,29 @@ def test_curve_records_every_epoch_and_checkpoint_choice_stays_on_validation(
     assert record["variant"] == ""
 
 
+@pytest.mark.parametrize(
+    "model",
+    [["model=vat", "model.hidden_dims=[32,32]", "data.num_labels=50"], TINY],
+    ids=["vat_with_batch_norm", "m2"],
+)
+def test_an_averaged_run_also_records_the_trained_weights_as_a_plain_run_would(
+    compose_cfg, tmp_path, model
+):
+    # One run measures what the average buys: beside the average's errors, the curve holds those
+    # of the weights being trained, and scoring them (batch norm re-estimated for them, then put
+    # back) leaves training as it was: they equal a run without averaging, epoch by epoch.
+    common = [*model, "callbacks=learning_curve", "trainer.max_epochs=3"]
+    train(compose_cfg(*common, "weight_averaging=ema", "weight_averaging.decay=1.0"))
+    averaged = json.loads((tmp_path / "run" / CURVE_FILE).read_text())["points"]
+    train(compose_cfg(*common, "resume=false"))
+    plain = json.loads((tmp_path / "run" / CURVE_FILE).read_text())["points"]
+    assert [p["test_err_trained"] for p in averaged] == [p["test_err"] for p in plain]
+    assert [p["val_err_trained"] for p in averaged] == pytest.approx([p["val_err"] for p in plain])
+    # decay 1 keeps the weights after the first step: far worse than what three epochs learn.
+    assert averaged[-1]["test_err"] > averaged[-1]["test_err_trained"] + 0.2
+    assert not any("test_err_trained" in p for p in plain)
+
+
 def test_budget_stops_training(compose_cfg, tmp_path):
     cfg = compose_cfg(
         *TINY,
