@@ -176,6 +176,18 @@ def curve_table(
     return "\n".join(lines) + "\n"
 
 
+def trained_weights_curve(curve: dict[str, Any]) -> dict[str, Any] | None:
+    """An averaged run's curve as the weights being trained scored it (``*_err_trained``),
+    or None for a run without averaging."""
+    points = curve["points"]
+    if not points or not all("test_err_trained" in p for p in points):
+        return None
+    renamed = [
+        {**p, "val_err": p["val_err_trained"], "test_err": p["test_err_trained"]} for p in points
+    ]
+    return {**curve, "points": renamed}
+
+
 def read_curve(run_dir: Path) -> dict[str, Any]:
     return json.loads((Path(run_dir) / CURVE_FILE).read_text())
 
@@ -244,7 +256,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     missing = [str(r) for r in args.runs if not (r / CURVE_FILE).is_file()]
     if missing:
         raise SystemExit(f"ssvae-curves: error: no {CURVE_FILE} in {', '.join(missing)}")
-    curves = [(lab, read_curve(r)) for lab, r in zip(labels, args.runs, strict=True)]
+    curves = []
+    for label, run in zip(labels, args.runs, strict=True):
+        curve = read_curve(run)
+        curves.append((label, curve))
+        trained = trained_weights_curve(curve)
+        if trained is not None:  # an averaged run: its trained weights beside the average
+            curves += [(f"{label}, trained weights", trained)]
     plot_curves(curves, args.out, args.title)
     if args.at:
         print(curve_table(curves, args.at))

@@ -182,6 +182,22 @@ def test_bench_reports_flops_and_the_matmul_bound(tmp_path, precision):
     assert 0 < row["matmul_share"] < 1
 
 
+def test_curves_cli_shows_an_averaged_runs_trained_weights_as_a_row_of_its_own(tmp_path, capsys):
+    points = [
+        {"epoch": 1, "minutes": 1.0, "val_err": 0.3, "test_err": 0.31},
+        {"epoch": 2, "minutes": 2.0, "val_err": 0.2, "test_err": 0.21},
+    ]
+    for p, (val, test) in zip(points, [(0.1, 0.12), (0.15, 0.16)], strict=True):
+        p.update(val_err_trained=val, test_err_trained=test)
+    (tmp_path / "ema").mkdir()
+    (tmp_path / "ema" / CURVE_FILE).write_text(json.dumps({"points": points}))
+    curves_main([str(tmp_path / "ema"), f"--out={tmp_path / 'c.png'}", "--at-epoch", "2"])
+    out = capsys.readouterr().out
+    # Each chosen on its own validation: the average at epoch 2, the trained weights at 1.
+    assert "| ema | 21.00 | 2 | 2.0 |" in out
+    assert "| ema, trained weights | 12.00 | 2 | 2.0 |" in out
+
+
 def test_curves_cli_draws_runs_and_refuses_folders_without_a_curve(tmp_path, capsys):
     curve = {"points": [{"epoch": 1, "minutes": 1.0, "val_err": 0.2, "test_err": 0.25}]}
     for name in ("a", "b"):
