@@ -439,6 +439,31 @@ def by_labels_markdown(rows: Sequence[dict[str, Any]], paper: bool = False) -> s
     return "\n".join(lines) + "\n"
 
 
+def by_seed_markdown(results: Iterable[dict[str, Any]]) -> str:
+    """One row per (data set, model, variant, labels), one column per seed: each run's test
+    error %, then the mean ± std. A spread study reads here which seeds are hard for which
+    models; a variant that fixes ``data.seed`` by override keeps the labels of that draw."""
+    cells: dict[tuple, dict[int, float]] = defaultdict(dict)
+    for record in results:
+        if record.get("status") == "ok":
+            cells[_group_key(record)][record["seed"]] = record["test_err"]
+    seeds = sorted({seed for row in cells.values() for seed in row})
+    lines = [
+        "| data set | model | variant | labels |"
+        + "".join(f" seed {s} |" for s in seeds)
+        + " mean ± std |",
+        "| --- | --- | --- | ---: |" + " ---: |" * (len(seeds) + 1),
+    ]
+    for (dataset, model, variant, labels), row in sorted(cells.items()):
+        errors = "".join(f" {100 * row[s]:.2f} |" if s in row else " |" for s in seeds)
+        mean, std = _mean_std(list(row.values()))
+        lines.append(
+            f"| {dataset} | {model} | {variant or 'default'} | {labels} |{errors} "
+            f"{_pct(mean, std)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def to_csv(rows: Sequence[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     optional = [f"{c}_{stat}" for c in OPTIONAL_COLUMNS for stat in ("mean", "std")]
@@ -657,6 +682,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "written to leaderboard.md in --out (default: the first folder)",
     )
     add_leaderboard_options(parser)
+    parser.add_argument(
+        "--by-seed",
+        action="store_true",
+        help="also write results_by_seed.md: each run's test error % in a column per seed",
+    )
     args = parser.parse_args(argv)
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
@@ -672,6 +702,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.by_labels:  # the same rows in Table 1's layout, beside the long table
         text = by_labels_markdown(rows, args.paper)
         write_text_atomic(out_dir / f"{stem}_by_labels.md", text)
+    if args.by_seed:
+        text = by_seed_markdown(collect_results(args.folders))
+        write_text_atomic(out_dir / f"{REPORT_STEM}_by_seed.md", text)
     print(text)
 
 

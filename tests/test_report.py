@@ -11,6 +11,7 @@ from ssvae.report import (
     PAPER_TABLE1,
     aggregate,
     by_labels_markdown,
+    by_seed_markdown,
     collect_results,
     plot_error_vs_labels,
     to_csv,
@@ -380,3 +381,26 @@ def test_runs_on_other_label_draws_are_rows_of_their_own_not_re_runs(tmp_path):
         ("data.seed=0", 2, "0 1", pytest.approx(0.7)),
         ("data.seed=1", 2, "0 1", pytest.approx(0.9)),
     ]
+    # Laid out by seed, the 2x2 reads at a glance: rows are label draws, columns initialisations.
+    table = by_seed_markdown(collect_results([tmp_path]))
+    assert "| digits | m2 | data.seed=0 | 50 | 30.00 | 30.00 | 30.00 ± 0.00 |" in table
+    assert "| digits | m2 | data.seed=1 | 50 | 10.00 | 10.00 | 10.00 ± 0.00 |" in table
+
+
+def test_by_seed_leaves_a_missing_seed_blank_and_skips_failed_runs(tmp_path):
+    _write(tmp_path / "a", num_labels=50, seed=0, test_acc=0.9, test_err=0.1)
+    _write(tmp_path / "b", num_labels=50, seed=2, test_acc=0.7, test_err=0.3)
+    _write(tmp_path / "c", num_labels=50, seed=1, status="failed", error="nan")
+    _write(tmp_path / "d", num_labels=100, seed=1, test_acc=0.95, test_err=0.05)
+    lines = by_seed_markdown(collect_results([tmp_path])).splitlines()
+    assert (
+        lines[0]
+        == "| data set | model | variant | labels | seed 0 | seed 1 | seed 2 | mean ± std |"
+    )
+    assert lines[2] == "| digits | m2 | default | 50 | 10.00 | | 30.00 | 20.00 ± 14.14 |"
+    assert lines[3] == "| digits | m2 | default | 100 | | 5.00 | | 5.00 ± 0.00 |"
+    from ssvae.report import main
+
+    main([str(tmp_path), "--by-seed", "--out", str(tmp_path / "out")])
+    written = (tmp_path / "out" / "results_by_seed.md").read_text()
+    assert written == by_seed_markdown(collect_results([tmp_path]))
