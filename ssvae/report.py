@@ -642,10 +642,12 @@ def write_report(
     out_dir: Path | None = None,
     paper: bool = False,
     columns: Sequence[str] = (),
+    results: Sequence[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Aggregate the runs under ``folders`` and write results.{md,csv,json,png} into ``out_dir``."""
+    """Aggregate the runs under ``folders`` (or ``results``, already collected from them) and
+    write results.{md,csv,json,png} into ``out_dir``."""
     out_dir = Path(out_dir or folders[0])
-    rows = aggregate(collect_results(folders))
+    rows = aggregate(collect_results(folders) if results is None else results)
     write_text_atomic(out_dir / f"{REPORT_STEM}.md", to_markdown(rows, columns, paper))
     write_text_atomic(out_dir / f"{REPORT_STEM}.csv", to_csv(rows))
     write_json_atomic(out_dir / f"{REPORT_STEM}.json", rows)
@@ -692,18 +694,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     if missing:
         parser.error(f"not a folder: {', '.join(missing)}")
     out_dir = Path(args.out or args.folders[0])
+    results = collect_results(args.folders)  # read once for every layout below
     if args.leaderboard:
-        rows = leaderboard(collect_results(args.folders), args.dataset, args.labels)
+        rows = leaderboard(results, args.dataset, args.labels)
         stem, text = "leaderboard", leaderboard_markdown(rows, args.paper)
         write_text_atomic(out_dir / f"{stem}.md", text)
     else:
-        rows = write_report(args.folders, out_dir, args.paper, args.columns)
+        rows = write_report(args.folders, out_dir, args.paper, args.columns, results)
         stem, text = REPORT_STEM, to_markdown(rows, args.columns, args.paper)
     if args.by_labels:  # the same rows in Table 1's layout, beside the long table
         text = by_labels_markdown(rows, args.paper)
         write_text_atomic(out_dir / f"{stem}_by_labels.md", text)
     if args.by_seed:
-        text = by_seed_markdown(collect_results(args.folders))
+        text = by_seed_markdown(results)
         write_text_atomic(out_dir / f"{REPORT_STEM}_by_seed.md", text)
     print(text)
 

@@ -326,10 +326,6 @@ def test_linear_decay_holds_then_falls_to_zero():
         linear_decay(opt, total_epochs=9, decay_from=1.0)
 
 
-def _buffers(state: dict) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in state.items() if k.endswith(("running_mean", "running_var"))}
-
-
 def test_an_averaged_model_keeps_batch_norm_statistics_of_the_average(compose_cfg, tmp_path):
     # weight_averaging=ema swaps the average in before the model re-estimates batch norm for
     # validation, so the checkpoint (what the test, predict and figures load) must carry the
@@ -349,22 +345,22 @@ def test_an_averaged_model_keeps_batch_norm_statistics_of_the_average(compose_cf
     assert record["status"] == "ok"
     run_dir = tmp_path / "run"
     _, datamodule, model = run_model(run_dir)
-    saved = {k: v.clone() for k, v in _buffers(model.state_dict()).items()}
+    saved = _bn_state(model)
     assert saved
     model.recompute_batch_stats(datamodule.training_inputs())
-    for name, value in _buffers(model.state_dict()).items():
-        torch.testing.assert_close(value, saved[name], atol=1e-4, rtol=1e-4)
+    for got, want in zip(_bn_state(model), saved, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     # The same for the last checkpoint, whose trained weights give other statistics (so the
     # check is not vacuous).
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     model.load_state_dict(last["state_dict"])
-    averaged = {k: v.clone() for k, v in _buffers(model.state_dict()).items()}
+    averaged = _bn_state(model)
     model.recompute_batch_stats(datamodule.training_inputs())
-    for name, value in _buffers(model.state_dict()).items():
-        torch.testing.assert_close(value, averaged[name], atol=1e-4, rtol=1e-4)
+    for got, want in zip(_bn_state(model), averaged, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     model.load_state_dict(last["current_model_state"])
     model.recompute_batch_stats(datamodule.training_inputs())
     assert any(
-        not torch.allclose(value, averaged[name], atol=1e-3, rtol=1e-3)
-        for name, value in _buffers(model.state_dict()).items()
+        not torch.allclose(got, want, atol=1e-3, rtol=1e-3)
+        for got, want in zip(_bn_state(model), averaged, strict=True)
     )
