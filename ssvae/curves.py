@@ -176,6 +176,27 @@ def curve_table(
     return "\n".join(lines) + "\n"
 
 
+def last_epochs_table(curves: Sequence[tuple[str, dict[str, Any]]], count: int) -> str:
+    """Markdown: for each curve, the test error % over its last ``count`` epochs, with no model
+    selection: the final epoch's, their mean and their range. A weight average is meant to make
+    the final weights good without choosing an epoch; this says whether it did."""
+    if count < 1:
+        raise ValueError(f"count={count}; allowed: a whole number of epochs, at least 1")
+    header = f"| run | final epoch | mean, last {count} | range, last {count} | epochs |"
+    lines = [header, "| --- |" + " ---: |" * 4]
+    for label, curve in curves:
+        tail = [p for p in curve["points"] if "test_err" in p][-count:]
+        if not tail:
+            lines.append(f"| {label} | — | — | — | 0 |")
+            continue
+        errors = [100 * p["test_err"] for p in tail]
+        lines.append(
+            f"| {label} | {errors[-1]:.2f} | {sum(errors) / len(errors):.2f} | "
+            f"{min(errors):.2f}–{max(errors):.2f} | {tail[0]['epoch']}–{tail[-1]['epoch']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def trained_weights_curve(curve: dict[str, Any]) -> dict[str, Any] | None:
     """An averaged run's curve as the weights being trained scored it (``*_err_trained``),
     or None for a run without averaging."""
@@ -249,7 +270,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=[],
         help="the same after these many epochs (compares runs apart from the machine's load)",
     )
+    parser.add_argument(
+        "--last",
+        type=int,
+        metavar="N",
+        help="also print the test error over the last N epochs, with no model selection",
+    )
     args = parser.parse_args(argv)
+    if args.last is not None and args.last < 1:
+        raise SystemExit(f"ssvae-curves: error: --last {args.last}; allowed: 1 or more epochs")
     labels = args.labels or [run.name for run in args.runs]
     if len(labels) != len(args.runs):
         raise SystemExit("ssvae-curves: error: give one --labels entry per run folder")
@@ -268,4 +297,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(curve_table(curves, args.at))
     if args.at_epoch:
         print(curve_table(curves, args.at_epoch, by="epoch"))
+    if args.last is not None:
+        print(last_epochs_table(curves, args.last))
     print(args.out)

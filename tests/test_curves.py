@@ -8,7 +8,7 @@ import tarfile
 import pytest
 import torch
 
-from ssvae.curves import CURVE_FILE, LearningCurve, curve_table, error_at
+from ssvae.curves import CURVE_FILE, LearningCurve, curve_table, error_at, last_epochs_table
 from ssvae.curves import main as curves_main
 from ssvae.errors import ConfigError
 from ssvae.models.base import optimizer_config
@@ -157,6 +157,24 @@ def test_error_at_reports_the_best_validation_epoch_so_far():
         error_at(curve, 1, by="steps")
 
 
+def test_last_epochs_table_summarises_the_tail_without_model_selection():
+    errors = [0.30, 0.12, 0.10, 0.14, 0.11]  # epoch 3 is best on test, but no choosing here
+    points = [
+        {"epoch": e, "minutes": float(e), "val_err": 0.5 - 0.1 * e, "test_err": t}
+        for e, t in enumerate(errors, start=1)
+    ]
+    table = last_epochs_table([("run", {"points": points}), ("empty", {"points": []})], 3)
+    # Epochs 3-5: final 11.00, mean (10 + 14 + 11) / 3 = 11.67, range 10.00-14.00.
+    assert "| run | 11.00 | 11.67 | 10.00–14.00 | 3–5 |" in table
+    assert "| empty | — | — | — | 0 |" in table
+    # Asking for more epochs than the run has summarises all of them.
+    assert "| run | 11.00 | 15.40 | 10.00–30.00 | 1–5 |" in last_epochs_table(
+        [("run", {"points": points})], 10
+    )
+    with pytest.raises(ValueError, match="count=0"):
+        last_epochs_table([("run", {"points": points})], 0)
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16-true"])
 def test_bench_reports_flops_and_the_matmul_bound(tmp_path, precision):
     out = tmp_path / "bench.json"
@@ -196,6 +214,13 @@ def test_curves_cli_shows_an_averaged_runs_trained_weights_as_a_row_of_its_own(t
     # Each chosen on its own validation: the average at epoch 2, the trained weights at 1.
     assert "| ema | 21.00 | 2 | 2.0 |" in out
     assert "| ema, trained weights | 12.00 | 2 | 2.0 |" in out
+    # --last: the final epochs of each, with no choosing on validation.
+    curves_main([str(tmp_path / "ema"), f"--out={tmp_path / 'c.png'}", "--last", "2"])
+    out = capsys.readouterr().out
+    assert "| ema | 21.00 | 26.00 | 21.00–31.00 | 1–2 |" in out
+    assert "| ema, trained weights | 16.00 | 14.00 | 12.00–16.00 | 1–2 |" in out
+    with pytest.raises(SystemExit, match="--last 0; allowed: 1 or more epochs"):
+        curves_main([str(tmp_path / "ema"), "--last", "0"])
 
 
 def test_curves_cli_draws_runs_and_refuses_folders_without_a_curve(tmp_path, capsys):
