@@ -18,6 +18,7 @@ import argparse
 import io
 import json
 import math
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -209,6 +210,27 @@ def trained_weights_curve(curve: dict[str, Any]) -> dict[str, Any] | None:
     return {**curve, "points": renamed}
 
 
+# A sweep's run folder is named by its overrides, joined by commas (Hydra's override_dirname);
+# a list value such as model.hidden_dims=[32,32] keeps its own commas.
+_OVERRIDE_SEPARATOR = re.compile(r",(?![^\[]*\])")
+
+
+def distinct_labels(run_dirs: Sequence[Path]) -> list[str]:
+    """Legend labels for sweep folders: the overrides that differ between them (seed=0,
+    seed=1), so that labels stay short; a folder's whole name where nothing differs, with its
+    parent's where the names are alike (outputs/curves/m1m2/run)."""
+    paths = [Path(run).resolve() for run in run_dirs]
+    names = [path.name for path in paths]
+    if len(set(names)) < len(names):
+        return [f"{path.parent.name}/{path.name}" for path in paths]
+    parts = [_OVERRIDE_SEPARATOR.split(name) for name in names]
+    shared = set.intersection(*map(set, parts)) if parts else set()
+    labels = [",".join(p for p in pieces if p not in shared) for pieces in parts]
+    if not all(labels) or len(set(labels)) < len(labels):
+        return names
+    return labels
+
+
 def read_curve(run_dir: Path) -> dict[str, Any]:
     return json.loads((Path(run_dir) / CURVE_FILE).read_text())
 
@@ -240,8 +262,8 @@ def plot_curves(curves: Sequence[tuple[str, dict[str, Any]]], path: Path, title:
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title)
     # Below the axes, so that it hides no curve; bbox_inches="tight" makes room for it.
+    # No tight_layout: it cannot fit a legend outside the axes (and warns on long labels).
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2)
-    fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -253,7 +275,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         prog="ssvae-curves", description="Draw the time-to-accuracy curves of runs in one plot."
     )
     parser.add_argument("runs", nargs="+", type=Path, help="run folders with a curve.json")
-    parser.add_argument("--labels", nargs="*", help="one legend label per run")
+    parser.add_argument(
+        "--labels",
+        nargs="*",
+        help="one legend label per run (default: the overrides in which the folders' names differ)",
+    )
     parser.add_argument("--out", type=Path, default=Path("curves.png"))
     parser.add_argument("--title", default="")
     parser.add_argument(
@@ -279,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.last is not None and args.last < 1:
         raise SystemExit(f"ssvae-curves: error: --last {args.last}; allowed: 1 or more epochs")
-    labels = args.labels or [run.name for run in args.runs]
+    labels = args.labels or distinct_labels(args.runs)
     if len(labels) != len(args.runs):
         raise SystemExit("ssvae-curves: error: give one --labels entry per run folder")
     missing = [str(r) for r in args.runs if not (r / CURVE_FILE).is_file()]

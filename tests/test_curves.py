@@ -8,7 +8,14 @@ import tarfile
 import pytest
 import torch
 
-from ssvae.curves import CURVE_FILE, LearningCurve, curve_table, error_at, last_epochs_table
+from ssvae.curves import (
+    CURVE_FILE,
+    LearningCurve,
+    curve_table,
+    distinct_labels,
+    error_at,
+    last_epochs_table,
+)
 from ssvae.curves import main as curves_main
 from ssvae.errors import ConfigError
 from ssvae.models.base import optimizer_config
@@ -239,6 +246,23 @@ def test_curves_cli_draws_runs_and_refuses_folders_without_a_curve(tmp_path, cap
     with pytest.raises(SystemExit, match="one --labels entry per run"):
         curves_main([str(tmp_path / "a"), "--labels", "x", "y"])
     assert not (tmp_path / "d.png").exists()
+
+
+def test_default_labels_are_the_overrides_in_which_sweep_folders_differ(tmp_path, capsys):
+    sweep = ["experiment=m2_ladder_100,model.hidden_dims=[32,32],seed=" + s for s in "01"]
+    assert distinct_labels([tmp_path / name for name in sweep]) == ["seed=0", "seed=1"]
+    # Nothing tells them apart (or one differs by nothing): the folders' whole names.
+    odd = ["experiment=x,seed=0,model.bound=False", "experiment=x,seed=0"]
+    assert distinct_labels([tmp_path / name for name in odd]) == odd
+    alike = [tmp_path / "m1m2" / "run", tmp_path / "m2" / "run"]  # time_to_accuracy.py's
+    assert distinct_labels(alike) == ["m1m2/run", "m2/run"]
+    curve = {"points": [{"epoch": 1, "minutes": 1.0, "val_err": 0.2, "test_err": 0.25}]}
+    for name in sweep:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / CURVE_FILE).write_text(json.dumps(curve))
+    runs = [str(tmp_path / name) for name in sweep]
+    curves_main([*runs, f"--out={tmp_path / 'c.png'}", "--at-epoch", "1"])
+    assert "| seed=1 | 25.00 | 1 | 1.0 |" in capsys.readouterr().out
 
 
 def test_gpu_screen_runs_every_variant_and_seed_and_summarises(tmp_path):
