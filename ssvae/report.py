@@ -687,7 +687,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--by-seed",
         action="store_true",
-        help="also write results_by_seed.md: each run's test error % in a column per seed",
+        help="also write results_by_seed.md: each run's test error %% in a column per seed",
     )
     args = parser.parse_args(argv)
     missing = [str(f) for f in args.folders if not f.is_dir()]
