@@ -179,23 +179,52 @@ def curve_table(
 
 def last_epochs_table(curves: Sequence[tuple[str, dict[str, Any]]], count: int) -> str:
     """Markdown: for each curve, the test error % over its last ``count`` epochs, with no model
-    selection: the final epoch's, their mean and their range. A weight average is meant to make
-    the final weights good without choosing an epoch; this says whether it did."""
+    selection: the final epoch's, their mean and their range, and the validation error's mean
+    over the same epochs. A weight average is meant to make the final weights good without
+    choosing an epoch; this says whether it did. Runs that differ only in ``seed=N`` (sweep
+    folders, ssvae-curves' default labels) also get a second table of their means over seeds."""
     if count < 1:
         raise ValueError(f"count={count}; allowed: a whole number of epochs, at least 1")
-    header = f"| run | final epoch | mean, last {count} | range, last {count} | epochs |"
-    lines = [header, "| --- |" + " ---: |" * 4]
+    header = (
+        f"| run | final epoch | mean, last {count} | range, last {count} | epochs "
+        f"| validation mean, last {count} |"
+    )
+    lines = [header, "| --- |" + " ---: |" * 5]
+    groups: dict[str, list[tuple[float, float]]] = {}
     for label, curve in curves:
         tail = [p for p in curve["points"] if "test_err" in p][-count:]
         if not tail:
-            lines.append(f"| {label} | — | — | — | 0 |")
+            lines.append(f"| {label} | — | — | — | 0 | — |")
             continue
         errors = [100 * p["test_err"] for p in tail]
+        test_mean = sum(errors) / len(errors)
+        val_mean = 100 * sum(p["val_err"] for p in tail) / len(tail)
         lines.append(
-            f"| {label} | {errors[-1]:.2f} | {sum(errors) / len(errors):.2f} | "
-            f"{min(errors):.2f}–{max(errors):.2f} | {tail[0]['epoch']}–{tail[-1]['epoch']} |"
+            f"| {label} | {errors[-1]:.2f} | {test_mean:.2f} | {min(errors):.2f}–{max(errors):.2f} "
+            f"| {tail[0]['epoch']}–{tail[-1]['epoch']} | {val_mean:.2f} |"
         )
+        if _SEED.search(label):
+            groups.setdefault(_SEED.sub("", label).strip(", ") or "all", []).append(
+                (test_mean, val_mean)
+            )
+    groups = {name: runs for name, runs in groups.items() if len(runs) > 1}
+    if groups:
+        # Three decimals: a mean over seeds of means, compared between arms a tenth apart.
+        lines += [
+            "",
+            f"| runs, over seeds | seeds | test mean, last {count} "
+            f"| validation mean, last {count} |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for name, runs in groups.items():
+            test = sum(t for t, _ in runs) / len(runs)
+            val = sum(v for _, v in runs) / len(runs)
+            lines.append(f"| {name} | {len(runs)} | {test:.3f} | {val:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+# A ``seed=N`` override in a label, with the comma that joins it to the others.
+_SEED = re.compile(r"(^|,)seed=\d+(?=,|$)")
 
 
 def trained_weights_curve(curve: dict[str, Any]) -> dict[str, Any] | None:

@@ -172,14 +172,33 @@ def test_last_epochs_table_summarises_the_tail_without_model_selection():
     ]
     table = last_epochs_table([("run", {"points": points}), ("empty", {"points": []})], 3)
     # Epochs 3-5: final 11.00, mean (10 + 14 + 11) / 3 = 11.67, range 10.00-14.00.
-    assert "| run | 11.00 | 11.67 | 10.00–14.00 | 3–5 |" in table
-    assert "| empty | — | — | — | 0 |" in table
+    assert "| run | 11.00 | 11.67 | 10.00–14.00 | 3–5 | 10.00 |" in table
+    assert "| empty | — | — | — | 0 | — |" in table  # validation 20, 10, 0 % -> mean 10.00
     # Asking for more epochs than the run has summarises all of them.
-    assert "| run | 11.00 | 15.40 | 10.00–30.00 | 1–5 |" in last_epochs_table(
+    assert "| run | 11.00 | 15.40 | 10.00–30.00 | 1–5 | 20.00 |" in last_epochs_table(
         [("run", {"points": points})], 10
     )
     with pytest.raises(ValueError, match="count=0"):
         last_epochs_table([("run", {"points": points})], 0)
+
+
+def test_last_epochs_table_means_runs_that_differ_only_in_their_seed():
+    def curve(test: float, val: float) -> dict:
+        return {"points": [{"epoch": 1, "minutes": 1.0, "val_err": val, "test_err": test}]}
+
+    runs = [
+        ("bound=True,seed=0", curve(0.010, 0.012)),
+        ("bound=True,seed=1", curve(0.011, 0.013)),
+        ("bound=True,seed=1, trained weights", curve(0.014, 0.016)),
+        ("bound=False,seed=0", curve(0.020, 0.030)),  # one seed: no mean of its own
+        ("solo", curve(0.5, 0.5)),
+    ]
+    table = last_epochs_table(runs, 10)
+    assert "| bound=True | 2 | 1.050 | 1.250 |" in table
+    assert "| bound=True, trained weights" not in table.split("runs, over seeds")[1]
+    assert "| bound=False |" not in table and "| solo |" in table
+    # Without two runs of one setting, no second table.
+    assert "over seeds" not in last_epochs_table(runs[3:], 10)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16-true"])
@@ -224,8 +243,8 @@ def test_curves_cli_shows_an_averaged_runs_trained_weights_as_a_row_of_its_own(t
     # --last: the final epochs of each, with no choosing on validation.
     curves_main([str(tmp_path / "ema"), f"--out={tmp_path / 'c.png'}", "--last", "2"])
     out = capsys.readouterr().out
-    assert "| ema | 21.00 | 26.00 | 21.00–31.00 | 1–2 |" in out
-    assert "| ema, trained weights | 16.00 | 14.00 | 12.00–16.00 | 1–2 |" in out
+    assert "| ema | 21.00 | 26.00 | 21.00–31.00 | 1–2 | 25.00 |" in out
+    assert "| ema, trained weights | 16.00 | 14.00 | 12.00–16.00 | 1–2 | 12.50 |" in out
     with pytest.raises(SystemExit, match="--last 0; allowed: 1 or more epochs"):
         curves_main([str(tmp_path / "ema"), "--last", "0"])
 
