@@ -171,9 +171,10 @@ def test_last_epochs_table_summarises_the_tail_without_model_selection():
         for e, t in enumerate(errors, start=1)
     ]
     table = last_epochs_table([("run", {"points": points}), ("empty", {"points": []})], 3)
-    # Epochs 3-5: final 11.00, mean (10 + 14 + 11) / 3 = 11.67, range 10.00-14.00.
+    # Epochs 3-5: final 11.00, mean (10 + 14 + 11) / 3 = 11.67, range 10.00-14.00; validation
+    # 20, 10, 0 % -> mean 10.00.
     assert "| run | 11.00 | 11.67 | 10.00–14.00 | 3–5 | 10.00 |" in table
-    assert "| empty | — | — | — | 0 | — |" in table  # validation 20, 10, 0 % -> mean 10.00
+    assert "| empty | — | — | — | 0 | — |" in table
     # Asking for more epochs than the run has summarises all of them.
     assert "| run | 11.00 | 15.40 | 10.00–30.00 | 1–5 | 20.00 |" in last_epochs_table(
         [("run", {"points": points})], 10
