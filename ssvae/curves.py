@@ -203,10 +203,9 @@ def last_epochs_table(curves: Sequence[tuple[str, dict[str, Any]]], count: int) 
             f"| {label} | {errors[-1]:.2f} | {test_mean:.2f} | {min(errors):.2f}–{max(errors):.2f} "
             f"| {tail[0]['epoch']}–{tail[-1]['epoch']} | {val_mean:.2f} |"
         )
-        if _SEED.search(label):
-            groups.setdefault(_SEED.sub("", label).strip(", ") or "all", []).append(
-                (test_mean, val_mean)
-            )
+        group = seed_group(label)
+        if group is not None:
+            groups.setdefault(group, []).append((test_mean, val_mean))
     groups = {name: runs for name, runs in groups.items() if len(runs) > 1}
     if groups:
         # Three decimals: a mean over seeds of means, compared between arms a tenth apart.
@@ -225,6 +224,30 @@ def last_epochs_table(curves: Sequence[tuple[str, dict[str, Any]]], count: int) 
 
 # A ``seed=N`` override in a label, with the comma that joins it to the others.
 _SEED = re.compile(r"(^|,)seed=\d+(?=,|$)")
+
+
+def seed_group(label: str) -> str | None:
+    """The arm a run belongs to: its label without ``seed=N`` ("all" where nothing else is
+    left), or None for a label that names no seed."""
+    if not _SEED.search(label):
+        return None
+    return _SEED.sub("", label).strip(", ") or "all"
+
+
+def curve_styles(labels: Sequence[str]) -> list[tuple[int, str | None]]:
+    """Per curve, a colour index and its legend label (None: no legend entry). Runs of one arm
+    over seeds share a colour and one entry, "arm (n seeds)", so that a five-seed ablation is
+    a few colours rather than ten repeating ones; every other curve has its own."""
+    keys = [seed_group(label) or label for label in labels]
+    sizes = {key: keys.count(key) for key in keys}
+    colours: dict[str, int] = {}
+    styles = []
+    for label, key in zip(labels, keys, strict=True):
+        first = key not in colours
+        colours.setdefault(key, len(colours))
+        legend = f"{key} ({sizes[key]} seeds)" if sizes[key] > 1 else label
+        styles.append((colours[key], legend if first else None))
+    return styles
 
 
 def trained_weights_curve(curve: dict[str, Any]) -> dict[str, Any] | None:
@@ -265,7 +288,8 @@ def read_curve(run_dir: Path) -> dict[str, Any]:
 
 
 def plot_curves(curves: Sequence[tuple[str, dict[str, Any]]], path: Path, title: str = "") -> None:
-    """Test (solid) and validation (dotted) error % against minutes, one colour per curve."""
+    """Test (solid) and validation (dotted) error % against minutes, one colour per curve or
+    per arm of runs over seeds (curve_styles)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -273,14 +297,18 @@ def plot_curves(curves: Sequence[tuple[str, dict[str, Any]]], path: Path, title:
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (label, curve), colour in zip(curves, plt.cm.tab10.colors * 3, strict=False):
+    palette = plt.cm.tab10.colors
+    styles = curve_styles([label for label, _ in curves])
+    for (_, curve), (index, legend) in zip(curves, styles, strict=True):
+        colour = palette[index % len(palette)]
         pts = curve["points"]
         minutes = [p["minutes"] for p in pts]
         if any("test_err" in p for p in pts):
             test = [100 * p.get("test_err", math.nan) for p in pts]
-            ax.plot(minutes, test, color=colour, label=f"{label}: test")
+            ax.plot(minutes, test, color=colour, label=f"{legend}: test" if legend else None)
         val = [100 * p["val_err"] for p in pts]
-        ax.plot(minutes, val, color=colour, linestyle=":", label=f"{label}: validation")
+        shown = f"{legend}: validation" if legend else None
+        ax.plot(minutes, val, color=colour, linestyle=":", label=shown)
     ax.set_yscale("log")
     # Plain numbers (2, 3, 5, 10, 20...) rather than 2x10^0 on the log axis.
     ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))

@@ -11,6 +11,7 @@ import torch
 from ssvae.curves import (
     CURVE_FILE,
     LearningCurve,
+    curve_styles,
     curve_table,
     distinct_labels,
     error_at,
@@ -200,6 +201,31 @@ def test_last_epochs_table_means_runs_that_differ_only_in_their_seed():
     assert "| bound=False |" not in table and "| solo |" in table
     # Without two runs of one setting, no second table.
     assert "over seeds" not in last_epochs_table(runs[3:], 10)
+
+
+def test_curve_styles_give_each_arm_over_seeds_one_colour_and_one_legend_entry():
+    labels = [
+        "bound=True,seed=0",
+        "bound=True,seed=0, trained weights",
+        "bound=False,seed=0",
+        "bound=True,seed=1",
+        "bound=True,seed=1, trained weights",
+        "bound=False,seed=1",
+        "ladder",  # no seed: a colour and an entry of its own
+        "bound=None,seed=0",  # the only run of its arm: its own label
+    ]
+    assert curve_styles(labels) == [
+        (0, "bound=True (2 seeds)"),
+        (1, "bound=True, trained weights (2 seeds)"),
+        (2, "bound=False (2 seeds)"),
+        (0, None),
+        (1, None),
+        (2, None),
+        (3, "ladder"),
+        (4, "bound=None,seed=0"),
+    ]
+    # Runs with no seed in their labels keep one colour each, as before.
+    assert curve_styles(["a", "b", "c"]) == [(0, "a"), (1, "b"), (2, "c")]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16-true"])
