@@ -238,9 +238,10 @@ def curve_styles(labels: Sequence[str]) -> list[tuple[int, str | None]]:
     """Per curve, a colour index and its legend label (None: no legend entry). Runs of one arm
     over seeds share a colour and one entry, "arm (n seeds)", so that a five-seed ablation is
     a few colours rather than ten repeating ones; every other curve has its own."""
-    keys = [seed_group(label) or label for label in labels]
+    # A curve without a seed is an arm of its own, even where two labels are alike.
+    keys = [seed_group(label) or i for i, label in enumerate(labels)]
     sizes = {key: keys.count(key) for key in keys}
-    colours: dict[str, int] = {}
+    colours: dict[str | int, int] = {}
     styles = []
     for label, key in zip(labels, keys, strict=True):
         first = key not in colours

@@ -224,8 +224,8 @@ def test_curve_styles_give_each_arm_over_seeds_one_colour_and_one_legend_entry()
         (3, "ladder"),
         (4, "bound=None,seed=0"),
     ]
-    # Runs with no seed in their labels keep one colour each, as before.
-    assert curve_styles(["a", "b", "c"]) == [(0, "a"), (1, "b"), (2, "c")]
+    # Runs with no seed in their labels keep one colour each, as before, even if alike.
+    assert curve_styles(["a", "b", "a"]) == [(0, "a"), (1, "b"), (2, "a")]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16-true"])
